@@ -11,5 +11,6 @@ func newInspectCmd(opts *globalOptions) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  requireSubcommand,
 	}
+	cmd.AddCommand(newInspectYdocCmd(opts))
 	return cmd
 }

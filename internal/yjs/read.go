@@ -240,7 +240,7 @@ func formatJSNumber(f float64) string {
 	case f == 0:
 		return "0"
 	}
-	if a := math.Abs(f); a >= 1e-7 && a < 1e21 {
+	if a := math.Abs(f); a >= 1e-6 && a < 1e21 {
 		return strconv.FormatFloat(f, 'f', -1, 64)
 	}
 	s := strconv.FormatFloat(f, 'e', -1, 64)
@@ -257,4 +257,16 @@ func sortedKeys(m map[string]any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// ToJSON returns every root type whose kind is known or can be inferred,
+// by name, converted as Type.ToJSON does.
+func (d *Doc) ToJSON() map[string]any {
+	out := make(map[string]any, len(d.share))
+	for name, t := range d.share {
+		if t.Kind() != KindUnknown {
+			out[name] = t.ToJSON()
+		}
+	}
+	return out
 }
