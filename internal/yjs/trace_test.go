@@ -1,0 +1,131 @@
+package yjs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// tracesDir returns the shared editing traces, or skips: they sit beside
+// the checkout (../shared/traces) and a clone used elsewhere lacks them.
+func tracesDir(t testing.TB) string {
+	t.Helper()
+	dir, _ := filepath.Abs("../../../shared/traces")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("editing traces not found at %s; they come with the project's shared/ folder", dir)
+	}
+	return dir
+}
+
+// replayTrace replays a trace into real yjs and returns the update and
+// the text the trace must end with.
+func replayTrace(t testing.TB, trace, outDir string, gc bool) (update []byte, endContent string) {
+	t.Helper()
+	name := strings.TrimSuffix(filepath.Base(trace), ".json.gz")
+	out := filepath.Join(outDir, fmt.Sprintf("%s-gc-%v.bin", name, gc))
+	runNode(t, oracleDir(t), "replay-trace.mjs", trace, out, fmt.Sprintf("--gc=%v", gc))
+	update, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var meta struct {
+		EndContent string `json:"endContent"`
+	}
+	raw, err := os.ReadFile(out + ".json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		t.Fatal(err)
+	}
+	return update, meta.EndContent
+}
+
+// TestTraces replays every editing trace into yjs — one client for a
+// sequential trace, one per agent for a concurrent one — and decodes the
+// result here; the text must be the trace's endContent.
+func TestTraces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trace replays take seconds each; run without -short")
+	}
+	dir := tracesDir(t)
+	oracleDir(t)
+	traces, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
+	if len(traces) == 0 {
+		t.Fatalf("no traces in %s", dir)
+	}
+	out := t.TempDir()
+	for _, tr := range traces {
+		for _, gc := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/gc=%v", strings.TrimSuffix(filepath.Base(tr), ".json.gz"), gc), func(t *testing.T) {
+				t.Parallel()
+				update, want := replayTrace(t, tr, out, gc)
+				d := NewDoc()
+				if err := d.ApplyUpdate(update); err != nil {
+					t.Fatal(err)
+				}
+				if got := d.GetText("text").String(); got != want {
+					t.Fatalf("decoded text differs from endContent at byte %d (got %d bytes, want %d)",
+						firstDiff(got, want), len(got), len(want))
+				}
+			})
+		}
+	}
+}
+
+func firstDiff(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// BenchmarkDecodeTrace decodes each trace's yjs update and reads its text;
+// the metric x-yjs is this time divided by node yjs's Y.applyUpdate +
+// toString on the very same bytes, measured in the same run.
+func BenchmarkDecodeTrace(b *testing.B) {
+	dir := tracesDir(b)
+	oracle := oracleDir(b)
+	traces, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
+	out := b.TempDir()
+	for _, tr := range traces {
+		name := strings.TrimSuffix(filepath.Base(tr), ".json.gz")
+		var once sync.Once
+		var update []byte
+		var yjsNs float64
+		b.Run(name, func(b *testing.B) {
+			once.Do(func() {
+				update, _ = replayTrace(b, tr, out, true)
+				f := filepath.Join(out, name+".bin")
+				if err := os.WriteFile(f, update, 0o644); err != nil {
+					b.Fatal(err)
+				}
+				var res struct {
+					NsPerOp float64 `json:"ns_per_op"`
+				}
+				if err := json.Unmarshal(runNode(b, oracle, "bench.mjs", f), &res); err != nil {
+					b.Fatal(err)
+				}
+				yjsNs = res.NsPerOp
+			})
+			b.SetBytes(int64(len(update)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				d := NewDoc()
+				if err := d.ApplyUpdate(update); err != nil {
+					b.Fatal(err)
+				}
+				_ = d.GetText("text").String()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/yjsNs, "x-yjs")
+			b.ReportMetric(yjsNs/1e6, "yjs-ms/op")
+		})
+	}
+}
