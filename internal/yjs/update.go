@@ -101,12 +101,14 @@ func (d *Doc) readStructs(r *reader) (map[uint64]*clientRefs, error) {
 			return nil, err
 		}
 		items := make([]*item, numStructs)
-		// One allocation for the client's structs: documents hold many.
+		// One allocation for the client's structs and one for their string
+		// contents: documents hold many of both.
 		backing := make([]item, numStructs)
+		strs := make([]contentString, 0, numStructs)
 		for i := range items {
 			it := &backing[i]
 			it.id = ID{client, clock}
-			if err := d.readStruct(r, it); err != nil {
+			if err := d.readStruct(r, it, &strs); err != nil {
 				return nil, fmt.Errorf("struct %d:%d: %w", client, clock, err)
 			}
 			if it.length == 0 {
@@ -126,7 +128,7 @@ func (d *Doc) readStructs(r *reader) (map[uint64]*clientRefs, error) {
 	return refs, nil
 }
 
-func (d *Doc) readStruct(r *reader, it *item) error {
+func (d *Doc) readStruct(r *reader, it *item, strs *[]contentString) error {
 	info, err := r.byte()
 	if err != nil {
 		return err
@@ -177,6 +179,16 @@ func (d *Doc) readStruct(r *reader, it *item) error {
 			}
 			it.hasParentSub = true
 		}
+	}
+	if info&0x1f == refString {
+		s, err := r.string()
+		if err != nil {
+			return err
+		}
+		*strs = append(*strs, contentString{s: s, utf16n: utf16Len(s)})
+		it.content = &(*strs)[len(*strs)-1]
+		it.length = it.content.(*contentString).utf16n
+		return nil
 	}
 	it.content, it.length, err = d.readContent(r, info&0x1f)
 	return err
