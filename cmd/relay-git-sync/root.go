@@ -76,6 +76,13 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 	root.AddCommand(
 		newVersionCmd(),
 		newInspectCmd(opts),
+		newServeCmd(opts),
+		newSyncCmd(opts),
+		newSnapshotsCmd(opts),
+		newExportCmd(opts),
+		newSSHCmd(opts),
+		newShowPubkeyCmd(opts, "show-pubkey"),
+		newWebhookCmd(opts),
 	)
 	return root
 }

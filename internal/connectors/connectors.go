@@ -1,0 +1,150 @@
+// Package connectors reads git_connectors.toml, the file that maps a Relay
+// shared folder to a git remote, branch and prefix. The schema and defaults
+// are the original relay-git-sync's, so existing files keep working.
+package connectors
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+)
+
+// Connector is one [[git_connector]] entry.
+type Connector struct {
+	SharedFolderID string `toml:"shared_folder_id"`
+	RelayID        string `toml:"relay_id"`
+	URL            string `toml:"url"`
+	Branch         string `toml:"branch"`
+	RemoteName     string `toml:"remote_name"`
+	Prefix         string `toml:"prefix"`
+	// KnownHosts is a known_hosts file for this connector's SSH host, in
+	// addition to the data dir's.
+	KnownHosts string `toml:"known_hosts"`
+
+	// Line is where the entry starts in the file (1-based).
+	Line int `toml:"-"`
+}
+
+// Problem is something wrong with the file, with the line it is on.
+type Problem struct {
+	File string
+	Line int // 0 when unknown
+	Msg  string
+}
+
+func (p Problem) Error() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+type file struct {
+	GitConnector []map[string]any `toml:"git_connector"`
+}
+
+var headerRE = regexp.MustCompile(`(?m)^[ \t]*\[\[[ \t]*git_connector[ \t]*\]\]`)
+
+// Load reads the connectors file. A missing file means no connectors. An
+// entry that fails validation is reported as a problem and left out; the
+// others still load, as in the original.
+func Load(path string) ([]Connector, []Problem, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for data already read; name is used in messages.
+func Parse(name string, data []byte) ([]Connector, []Problem, error) {
+	var f file
+	if err := toml.Unmarshal(data, &f); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, _ := de.Position()
+			return nil, nil, Problem{name, row, "invalid TOML: " + de.Error()}
+		}
+		return nil, nil, Problem{name, 0, "invalid TOML (is git_connector an array of tables, [[git_connector]]?): " + err.Error()}
+	}
+	lines := headerLines(data)
+	var out []Connector
+	var problems []Problem
+	for i, raw := range f.GitConnector {
+		line := 0
+		if i < len(lines) {
+			line = lines[i]
+		}
+		c, errs := fromMap(raw)
+		c.Line = line
+		for _, e := range errs {
+			problems = append(problems, Problem{name, line, fmt.Sprintf("connector %d: %s", i+1, e)})
+		}
+		if len(errs) == 0 {
+			out = append(out, c)
+		}
+	}
+	return out, problems, nil
+}
+
+// headerLines returns the line of every [[git_connector]] header.
+func headerLines(data []byte) []int {
+	var out []int
+	for _, loc := range headerRE.FindAllIndex(data, -1) {
+		out = append(out, bytes.Count(data[:loc[0]], []byte("\n"))+1)
+	}
+	return out
+}
+
+func fromMap(m map[string]any) (Connector, []string) {
+	var errs []string
+	str := func(key, def string, required bool) string {
+		v, ok := m[key]
+		if !ok {
+			if required {
+				errs = append(errs, fmt.Sprintf("%s is required", key))
+			}
+			return def
+		}
+		s, isStr := v.(string)
+		if !isStr {
+			errs = append(errs, fmt.Sprintf("%s must be a string", key))
+			return def
+		}
+		if s == "" && key != "prefix" && key != "known_hosts" {
+			errs = append(errs, fmt.Sprintf("%s must not be empty", key))
+		}
+		return s
+	}
+	c := Connector{
+		SharedFolderID: strings.ToLower(str("shared_folder_id", "", true)),
+		RelayID:        strings.ToLower(str("relay_id", "", true)),
+		URL:            str("url", "", true),
+		Branch:         str("branch", "main", false),
+		RemoteName:     str("remote_name", "origin", false),
+		Prefix:         str("prefix", "", false),
+		KnownHosts:     str("known_hosts", "", false),
+	}
+	if c.RelayID != "" && !relay.IsUUID(c.RelayID) {
+		errs = append(errs, fmt.Sprintf("relay_id %q is not a UUID", c.RelayID))
+	}
+	if c.SharedFolderID != "" && !relay.IsUUID(c.SharedFolderID) {
+		errs = append(errs, fmt.Sprintf("shared_folder_id %q is not a UUID", c.SharedFolderID))
+	}
+	if p, err := relay.ValidatePrefix(c.Prefix); err != nil {
+		errs = append(errs, fmt.Sprintf("prefix: %v", err))
+	} else {
+		c.Prefix = p
+	}
+	return c, errs
+}

@@ -1,0 +1,426 @@
+// Package ingest turns the state of a Relay shared folder into snapshots:
+// it fetches the folder document and the documents and attachments that
+// changed, decodes them, builds the folder's file tree, and records a
+// snapshot in the store when the tree differs from the last one.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/yjs"
+)
+
+// Fetcher reads documents and attachments from a Relay Server;
+// *relay.Client is one.
+type Fetcher interface {
+	FetchDoc(ctx context.Context, relayID, docID string) ([]byte, error)
+	FetchFile(ctx context.Context, relayID, fileID, hash string, w io.Writer) (int64, error)
+}
+
+// Config configures a Syncer.
+type Config struct {
+	Store *store.Store
+	Relay Fetcher
+	// Concurrency bounds parallel fetches per folder; default 8.
+	Concurrency int
+	// MaxFileBytes bounds one attachment; default 256 MiB.
+	MaxFileBytes int64
+	Logger       *slog.Logger
+}
+
+// Syncer records snapshots of shared folders. Syncs of one folder are
+// serialized; different folders may sync concurrently.
+type Syncer struct {
+	cfg   Config
+	log   *slog.Logger
+	mu    sync.Mutex
+	locks map[store.FolderID]*sync.Mutex
+}
+
+// New returns a Syncer.
+func New(cfg Config) *Syncer {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = 256 << 20
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Syncer{cfg: cfg, log: log, locks: map[store.FolderID]*sync.Mutex{}}
+}
+
+// Request asks for one folder to be synced.
+type Request struct {
+	Folder store.FolderID
+	// Time is the snapshot's time (the newest webhook's); zero means now.
+	Time time.Time
+	// Users are the Relay users seen since the last snapshot.
+	Users []string
+	// Dirty, when not nil, lists the document ids known to have changed;
+	// other documents whose content is already stored are not fetched.
+	// Nil fetches every document and compares (a reconcile).
+	Dirty map[string]bool
+}
+
+// Problem is a part of the folder that could not be synced this time. The
+// snapshot keeps the previous content for it, if there was any.
+type Problem struct {
+	Path  string // filemeta key
+	DocID string
+	Err   error
+}
+
+func (p Problem) Error() string {
+	if p.DocID != "" {
+		return fmt.Sprintf("%s (%s): %v", p.Path, p.DocID, p.Err)
+	}
+	return fmt.Sprintf("%s: %v", p.Path, p.Err)
+}
+
+// Result says what a sync did.
+type Result struct {
+	// Snapshot is the snapshot recorded, or nil when nothing changed.
+	Snapshot *store.Snapshot
+	// Skipped are filemeta entries left out as invalid (hostile paths,
+	// bad ids or hashes); Failed are documents that could not be fetched
+	// or decoded. Both keep their previous content where there was some.
+	Skipped, Failed []Problem
+	// Fetched counts documents and attachments downloaded; Unchanged
+	// those whose downloaded bytes matched what is stored.
+	Fetched, Unchanged int
+}
+
+// ErrFolderNotFound means the Relay Server has no such folder document.
+var ErrFolderNotFound = errors.New("shared folder not found on the Relay Server")
+
+func (s *Syncer) folderLock(f store.FolderID) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.locks[f]
+	if l == nil {
+		l = &sync.Mutex{}
+		s.locks[f] = l
+	}
+	return l
+}
+
+// SyncFolder fetches the folder's current state and records a snapshot if
+// it differs from the last one. An error means no snapshot was recorded;
+// per-document failures are reported in the Result instead, so that one
+// broken document does not hold up the rest of the folder.
+func (s *Syncer) SyncFolder(ctx context.Context, req Request) (*Result, error) {
+	l := s.folderLock(req.Folder)
+	l.Lock()
+	defer l.Unlock()
+
+	f := req.Folder
+	raw, err := s.cfg.Relay.FetchDoc(ctx, f.Relay, f.Folder)
+	if err != nil {
+		if errors.Is(err, relay.ErrNotFound) {
+			return nil, fmt.Errorf("folder %s: %w", f, ErrFolderNotFound)
+		}
+		return nil, fmt.Errorf("folder %s: fetching the folder document: %w", f, err)
+	}
+	doc := yjs.NewDoc()
+	if err := doc.ApplyUpdate(raw); err != nil {
+		return nil, fmt.Errorf("folder %s: decoding the folder document: %w", f, err)
+	}
+	meta, _ := doc.GetMap(relay.FileMetaKey).ToJSON().(map[string]any)
+	entries, problems := relay.ParseFileMeta(meta)
+
+	prev, err := s.cfg.Store.Latest(f)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	states, err := s.cfg.Store.DocStates(f)
+	if err != nil {
+		return nil, err
+	}
+	prevByDoc := map[string]store.File{}
+	if prev != nil {
+		for _, pf := range prev.Files {
+			prevByDoc[pf.DocID] = pf
+		}
+	}
+
+	res := &Result{}
+	for _, p := range problems {
+		res.Skipped = append(res.Skipped, Problem{Path: p.Path, DocID: p.Entry.ID, Err: p.Err})
+		s.log.Warn("skipping filemeta entry", "folder", f.String(), "path", p.Path, "err", p.Err)
+	}
+
+	jobs := make([]*job, 0, len(entries))
+	for _, e := range entries {
+		if e.Kind() == relay.KindFolder {
+			continue
+		}
+		jobs = append(jobs, &job{entry: e, state: states[e.ID], hasState: hasState(states, e.ID)})
+	}
+	s.runJobs(ctx, f, jobs, req.Dirty)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	files := make([]store.File, 0, len(jobs))
+	newStates := map[string]store.DocState{}
+	seen := map[string]bool{}
+	for _, j := range jobs {
+		switch {
+		case j.err != nil:
+			res.Failed = append(res.Failed, Problem{Path: j.entry.Path, DocID: j.entry.ID, Err: j.err})
+			s.log.Warn("document not synced", "folder", f.String(), "path", j.entry.Path, "doc", j.entry.ID, "err", j.err)
+			// Keep what we had, at the document's new path: the rename is
+			// known from filemeta even when the content is not.
+			if pf, ok := prevByDoc[j.entry.ID]; ok {
+				pf.Path = j.entry.RelPath
+				files = append(files, pf)
+				seen[j.entry.ID] = true
+			}
+			continue
+		case j.fetched:
+			res.Fetched++
+			if j.unchanged {
+				res.Unchanged++
+			}
+		}
+		files = append(files, store.File{Path: j.entry.RelPath, Blob: j.blob, Size: j.size, DocID: j.entry.ID, Kind: string(j.entry.Kind())})
+		newStates[j.entry.ID] = store.DocState{Hash: j.hash, Blob: j.blob, Path: j.entry.RelPath}
+		seen[j.entry.ID] = true
+	}
+	// Entries skipped as invalid keep their previous file where the
+	// document is known, so a bad edit to filemeta never deletes content.
+	for _, p := range problems {
+		if pf, ok := prevByDoc[p.Entry.ID]; ok && p.Entry.ID != "" && !seen[p.Entry.ID] {
+			files = append(files, pf)
+			seen[p.Entry.ID] = true
+		}
+	}
+	files = dedupePaths(files)
+	var drop []string
+	for id := range states {
+		if !seen[id] {
+			drop = append(drop, id)
+		}
+	}
+	sort.Strings(drop)
+
+	var prevFiles []store.File
+	if prev != nil {
+		prevFiles = prev.Files
+	}
+	changes := Diff(prevFiles, files)
+	if len(changes) == 0 {
+		if len(newStates) > 0 || len(drop) > 0 {
+			// Nothing to snapshot, but remember what was fetched.
+			if err := s.cfg.Store.PutDocStates(f, newStates, drop); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
+	}
+	t := req.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files}
+	if _, err := s.cfg.Store.AddSnapshot(snap, newStates, drop); err != nil {
+		return nil, fmt.Errorf("folder %s: recording snapshot: %w", f, err)
+	}
+	res.Snapshot = snap
+	return res, nil
+}
+
+func hasState(states map[string]store.DocState, id string) bool {
+	_, ok := states[id]
+	return ok
+}
+
+func normalizeUsers(users []string) []string {
+	set := map[string]bool{}
+	var out []string
+	for _, u := range users {
+		if u != "" && !set[u] {
+			set[u] = true
+			out = append(out, u)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dedupePaths keeps one file per path (the first, in filemeta order) and
+// returns the files sorted by path. Two paths can meet when a kept
+// previous file sits where a new entry now is.
+func dedupePaths(files []store.File) []store.File {
+	sort.SliceStable(files, func(i, j int) bool { return files[i].Path < files[j].Path })
+	out := files[:0]
+	for i, f := range files {
+		if i > 0 && f.Path == files[i-1].Path {
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// job is the work for one filemeta entry.
+type job struct {
+	entry    relay.Entry
+	state    store.DocState
+	hasState bool
+
+	blob      store.BlobID
+	size      int64
+	hash      [32]byte
+	fetched   bool
+	unchanged bool
+	err       error
+}
+
+func (s *Syncer) runJobs(ctx context.Context, f store.FolderID, jobs []*job, dirty map[string]bool) {
+	sem := make(chan struct{}, s.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		if s.reuse(j, dirty) {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				j.err = ctx.Err()
+				return
+			}
+			j.err = s.fetch(ctx, f, j)
+		}()
+	}
+	wg.Wait()
+}
+
+// reuse fills j from the stored state when fetching cannot change it: an
+// attachment whose hash is the stored one, or a document not marked dirty.
+func (s *Syncer) reuse(j *job, dirty map[string]bool) bool {
+	if !j.hasState {
+		return false
+	}
+	ok := false
+	switch j.entry.Kind() {
+	case relay.KindFile:
+		ok = hex.EncodeToString(j.state.Hash[:]) == j.entry.Hash
+	default:
+		ok = dirty != nil && !dirty[j.entry.ID]
+	}
+	if !ok {
+		return false
+	}
+	has, err := s.cfg.Store.HasBlob(j.state.Blob)
+	if err != nil || !has {
+		return false
+	}
+	j.blob, j.hash = j.state.Blob, j.state.Hash
+	j.size, err = s.cfg.Store.BlobSize(j.state.Blob)
+	return err == nil
+}
+
+func (s *Syncer) fetch(ctx context.Context, f store.FolderID, j *job) error {
+	e := j.entry
+	var data []byte
+	switch e.Kind() {
+	case relay.KindFile:
+		var buf bytes.Buffer
+		w := &limitWriter{w: &buf, n: s.cfg.MaxFileBytes}
+		if _, err := s.cfg.Relay.FetchFile(ctx, f.Relay, e.ID, e.Hash, w); err != nil {
+			return err
+		}
+		data = buf.Bytes()
+		j.hash = sha256.Sum256(data)
+	default:
+		raw, err := s.cfg.Relay.FetchDoc(ctx, f.Relay, e.ID)
+		if err != nil {
+			return err
+		}
+		j.hash = sha256.Sum256(raw)
+		if j.hasState && j.hash == j.state.Hash {
+			if has, err := s.cfg.Store.HasBlob(j.state.Blob); err == nil && has {
+				j.fetched, j.unchanged = true, true
+				j.blob = j.state.Blob
+				j.size, err = s.cfg.Store.BlobSize(j.blob)
+				return err
+			}
+		}
+		if data, err = render(e, raw); err != nil {
+			return err
+		}
+	}
+	j.fetched = true
+	base := store.BlobID{}
+	if j.hasState {
+		base = j.state.Blob
+	}
+	id, err := s.cfg.Store.PutBlob(data, base)
+	if err != nil {
+		return err
+	}
+	j.blob, j.size = id, int64(len(data))
+	j.unchanged = j.hasState && id == j.state.Blob
+	return nil
+}
+
+// render turns a markdown or canvas document into the bytes of its file.
+func render(e relay.Entry, raw []byte) ([]byte, error) {
+	doc := yjs.NewDoc()
+	if err := doc.ApplyUpdate(raw); err != nil {
+		return nil, fmt.Errorf("decoding: %w", err)
+	}
+	if e.Kind() == relay.KindCanvas {
+		nodes, _ := rootMap(doc, relay.CanvasNodesKey)
+		edges, _ := rootMap(doc, relay.CanvasEdgesKey)
+		return relay.ExportCanvas(nodes, edges, func(name string) (string, bool) {
+			t := doc.Root(name)
+			if t == nil || t.Kind() != yjs.KindText {
+				return "", false
+			}
+			return t.String(), true
+		})
+	}
+	return []byte(doc.GetText("contents").String()), nil
+}
+
+func rootMap(doc *yjs.Doc, name string) (map[string]any, bool) {
+	if doc.Root(name) == nil {
+		return nil, false
+	}
+	m, ok := doc.GetMap(name).ToJSON().(map[string]any)
+	return m, ok
+}
+
+// limitWriter fails once more than n bytes are written.
+type limitWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.n {
+		return 0, fmt.Errorf("attachment larger than the %d MiB limit", l.n>>20)
+	}
+	l.n -= int64(len(p))
+	return l.w.Write(p)
+}

@@ -1,0 +1,128 @@
+package server
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func TestParseTimeString(t *testing.T) {
+	utc := func(y, mo, d, h, mi, s, ns int) time.Time {
+		return time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC)
+	}
+	ok := []struct {
+		in   string
+		want time.Time
+	}{
+		{"2026-03-03T21:58:48.123456789+00:00", utc(2026, 3, 3, 21, 58, 48, 123456789)}, // chrono to_rfc3339
+		{"2026-03-03T21:58:48+00:00", utc(2026, 3, 3, 21, 58, 48, 0)},
+		{"2026-03-03T21:58:48Z", utc(2026, 3, 3, 21, 58, 48, 0)},
+		{"2026-03-03t21:58:48z", utc(2026, 3, 3, 21, 58, 48, 0)},
+		{"2026-03-03 21:58:48Z", utc(2026, 3, 3, 21, 58, 48, 0)},
+		{"2026-03-03T21:58:48.1Z", utc(2026, 3, 3, 21, 58, 48, 100000000)},
+		{"2026-03-03T21:58:48.123Z", utc(2026, 3, 3, 21, 58, 48, 123000000)},
+		{"2026-03-03T21:58:48.123456Z", utc(2026, 3, 3, 21, 58, 48, 123456000)},
+		{"2026-03-03T21:58:48,5Z", utc(2026, 3, 3, 21, 58, 48, 500000000)},
+		{"2026-03-03T21:58:48.1234567891234Z", utc(2026, 3, 3, 21, 58, 48, 123456789)}, // truncated
+		{"2026-03-03T21:58:48.999999999-00:30", utc(2026, 3, 3, 22, 28, 48, 999999999)},
+		{"2026-03-03T23:30:00+02:00", utc(2026, 3, 3, 21, 30, 0, 0)},
+		{"2026-03-03T23:30:00+0200", utc(2026, 3, 3, 21, 30, 0, 0)},
+		{"2026-03-03T23:30:00+02", utc(2026, 3, 3, 21, 30, 0, 0)},
+		{"2026-03-03T01:00:00-05:00", utc(2026, 3, 3, 6, 0, 0, 0)},
+		{"2026-03-03T21:58", utc(2026, 3, 3, 21, 58, 0, 0)},
+		{"2026-03-03T21:58:48", utc(2026, 3, 3, 21, 58, 48, 0)}, // naive = UTC
+		{"2026-03-03", utc(2026, 3, 3, 0, 0, 0, 0)},
+		{"2024-02-29", utc(2024, 2, 29, 0, 0, 0, 0)},
+		{"0001-01-01T00:00:00Z", utc(1, 1, 1, 0, 0, 0, 0)},
+	}
+	for _, tc := range ok {
+		got, err := parseTimeString(tc.in)
+		if err != nil {
+			t.Errorf("%q: %v", tc.in, err)
+			continue
+		}
+		if !got.Equal(tc.want) || got.Location() != time.UTC {
+			t.Errorf("%q = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	bad := []string{
+		"", "1767225600", "2026", "2026-03", "2026-3-3", "2026-03-03T", "2026-03-03T21",
+		"2026-03-03T21:58:48.", "2026-03-03T21:58:48.Z", "2026-03-03X21:58:48Z",
+		"2026-13-01", "2026-00-10", "2026-02-29", "2026-04-31", "2026-03-00",
+		"2026-03-03T24:00:00Z", "2026-03-03T21:60:00Z", "2026-03-03T21:58:60Z",
+		"2026-03-03T21:58:48+24:00", "2026-03-03T21:58:48+02:60", "2026-03-03T21:58:48+2",
+		"2026-03-03T21:58:48 Z", "2026-03-03T21:58:48Zjunk", "2026-03-03T21:58:48+02:00:00", "2026-03-03T21:58:48+02:",
+		" 2026-03-03", "2026-03-03 ", "yesterday", "Tue, 03 Mar 2026 21:58:48 GMT",
+		"２０２６-03-03",
+	}
+	for _, in := range bad {
+		if got, err := parseTimeString(in); err == nil {
+			t.Errorf("%q accepted as %v", in, got)
+		}
+	}
+}
+
+func TestParseTimestampJSON(t *testing.T) {
+	cases := []struct {
+		raw     string
+		present bool
+		want    time.Time
+		bad     bool
+	}{
+		{raw: ``},
+		{raw: `null`},
+		{raw: `false`},
+		{raw: `""`},
+		{raw: `0`},
+		{raw: `0.0`},
+		{raw: `0e5`},
+		{raw: `1767225600`, present: true, want: time.Unix(1767225600, 0)},
+		{raw: `1767225600.123456789`, present: true, want: time.Unix(1767225600, 123456789)},
+		{raw: `1767225600.1234567899`, present: true, want: time.Unix(1767225600, 123456789)},
+		{raw: `-1.5`, present: true, want: time.Unix(-2, 5e8)},
+		{raw: `1.7672256e9`, present: true, want: time.Unix(1767225600, 0)},
+		{raw: `"2026-01-01"`, present: true, want: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{raw: `"2026-01-01\u005400:00:00Z"`, present: true, want: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{raw: `"1767225600"`, bad: true},
+		{raw: `true`, bad: true},
+		{raw: `[]`, bad: true},
+		{raw: `{}`, bad: true},
+		{raw: `253402300800`, bad: true},
+		{raw: `-62135596801`, bad: true},
+		{raw: `1e20`, bad: true},
+		{raw: `99999999999999999999`, bad: true},
+	}
+	for _, tc := range cases {
+		got, present, err := parseTimestamp(json.RawMessage(tc.raw))
+		if tc.bad {
+			if err == nil {
+				t.Errorf("%s accepted as %v", tc.raw, got)
+			}
+			continue
+		}
+		if err != nil || present != tc.present || !got.Equal(tc.want) {
+			t.Errorf("%s = %v, %v, %v; want %v, %v", tc.raw, got, present, err, tc.want, tc.present)
+		}
+		if present && got.Location() != time.UTC {
+			t.Errorf("%s: not UTC", tc.raw)
+		}
+	}
+}
+
+func FuzzParseWebhook(f *testing.F) {
+	f.Add([]byte(`{"payload":{"doc_id":"` + testCID + `","timestamp":"2026-03-03T21:58:48.123456789+00:00"}}`))
+	f.Add([]byte(`{"timestamp":1767225600.5,"payload":{"doc_id":"` + testCID + `"}}`))
+	f.Add([]byte(`{"payload":{"doc_id":"` + testCID + `","timestamp":"2026-03-03T23:30:00+0200"}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p, err := parseWebhook(body)
+		if err != nil {
+			return
+		}
+		if len(p.relay) != 36 || len(p.doc) != 36 {
+			t.Fatalf("accepted ids %q %q", p.relay, p.doc)
+		}
+		if p.timeSource != "" && p.time.Location() != time.UTC {
+			t.Fatalf("time not UTC: %v", p.time)
+		}
+	})
+}

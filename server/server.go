@@ -1,0 +1,390 @@
+// Package server owns the HTTP layer of `relay-git-sync serve`: the Relay
+// Server's webhooks (authentication, body limits, parsing and validation,
+// durable hand-off to an EventSink before answering 2xx), the health, public
+// key, metrics and API documentation endpoints, and the authenticated
+// read-only API that the remote helper, the mount and export use to read the
+// snapshot store of a running server.
+//
+// It knows nothing about the store or ingest: the serve command connects it
+// to them through the EventSink and Reader interfaces and a few functions in
+// Config. The HTTP API is described by the embedded openapi.yaml, served at
+// /openapi.yaml and rendered by the embedded Swagger UI at /docs.
+//
+// gin runs in release mode and never writes to stdout; everything is logged
+// through the configured slog.Logger, and secrets, signatures and request
+// bodies are never logged.
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Event is one accepted "document.updated" webhook.
+type Event struct {
+	ID         string    // dedupe key: webhook-id/svix-id header if present, else body eventId, else "" (no dedupe)
+	Relay      string    // lower-case relay UUID (validated)
+	Doc        string    // lower-case document UUID (the last UUID of the compound id)
+	Time       time.Time // payload.timestamp, else top-level timestamp, else receive time (UTC)
+	TimeSource string    // "payload" | "envelope" | "received"
+	User       string    // payload.user when a string
+	Received   time.Time
+}
+
+// Event.TimeSource values.
+const (
+	TimeFromPayload  = "payload"
+	TimeFromEnvelope = "envelope"
+	TimeReceived     = "received"
+)
+
+// EventSink makes an event durable. Enqueue returns only once the event is committed (a 2xx may then be sent);
+// duplicate is true when an event with the same non-empty ID was accepted before.
+type EventSink interface {
+	Enqueue(ctx context.Context, ev Event) (duplicate bool, err error)
+}
+
+// Reader is the read API's view of the snapshot store (the remote helper, the mount and export use it over HTTP).
+//
+// relay and folder are always lower-case UUIDs and blob ids lower-case
+// 40-hex strings: the server validates and normalizes them first. Errors
+// other than ErrNotFound (which may be wrapped) become 500 answers.
+type Reader interface {
+	// Folders lists every folder that has snapshots.
+	Folders() ([]FolderSummary, error)
+	// Snapshots lists the snapshots of a folder with Seq > afterSeq.
+	Snapshots(relay, folder string, afterSeq uint64) ([]SnapshotInfo, error) // ascending; ErrNotFound for an unknown folder
+	// Snapshot returns one snapshot with its whole file tree.
+	Snapshot(relay, folder string, seq uint64) (*Snapshot, error) // seq 0 = latest; ErrNotFound
+	// Blob returns the content of a file by its git blob id.
+	Blob(id string) ([]byte, error) // 40-hex git blob id; ErrNotFound
+}
+
+// ErrNotFound is returned (possibly wrapped) by a Reader for an unknown
+// folder, snapshot or blob; the read API answers 404.
+var ErrNotFound = errors.New("not found")
+
+// ErrNoSSHKey is returned by Config.PublicKey when SSH_PRIVATE_KEY is not
+// set; /api/pubkey answers 400.
+var ErrNoSSHKey = errors.New("SSH_PRIVATE_KEY environment variable not configured")
+
+// FolderSummary is one followed folder and its latest snapshot
+// (LatestSeq 0 and a zero LatestTime when it has none yet).
+type FolderSummary struct {
+	Relay, Folder string
+	LatestSeq     uint64
+	LatestTime    time.Time
+}
+
+// Change is one difference between a snapshot and its parent.
+type Change struct{ Kind, Path, OldPath, DocID string } // Kind: added|modified|renamed|deleted
+
+// File is one file of a snapshot's tree.
+type File struct {
+	Path, Blob, Kind, DocID string
+	Size                    int64
+} // Blob: 40-hex git blob id
+
+// SnapshotInfo describes a snapshot without its tree.
+type SnapshotInfo struct {
+	Seq      uint64
+	Time     time.Time
+	Users    []string
+	Changes  []Change
+	NumFiles int
+}
+
+// Snapshot is a snapshot with its whole tree.
+type Snapshot struct {
+	SnapshotInfo
+	Files []File
+}
+
+// DefaultMaxBodyBytes is the webhook body limit when Config.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Config configures New. Events is required; everything else has a default.
+type Config struct {
+	WebhookSecret  string // WEBHOOK_SECRET: "whsec_…" = Standard Webhooks HMAC; other non-empty = shared secret (Bearer)
+	InsecureNoAuth bool   // accept unauthenticated webhooks (only with an empty secret)
+	APIToken       string // read API bearer token (RELAY_GIT_API_TOKEN); "" = read API disabled (401 always)
+	MaxBodyBytes   int64  // default 1 MiB -> 413
+	Events         EventSink
+	Reader         Reader                          // required when APIToken is set
+	Health         func(ctx context.Context) error // /health checks the store; nil = always healthy
+	PublicKey      func() (pub string, err error)  // /api/pubkey; ErrNoSSHKey when SSH_PRIVATE_KEY unset; nil = ErrNoSSHKey
+	Logger         *slog.Logger                    // nil = discard
+	Registry       *prometheus.Registry            // metrics registered here; /metrics serves it (nil = a new registry)
+	// Metrics, when non-nil, must have been created by NewMetrics(Registry);
+	// the serve command creates them first so that the store and ingest can
+	// update them. nil = New creates them on Registry.
+	Metrics *Metrics
+	Now     func() time.Time // tests; nil = time.Now
+}
+
+// Webhook authentication modes.
+type authMode int
+
+const (
+	authNone   authMode = iota // --insecure-no-webhook-auth
+	authShared                 // Authorization: Bearer <secret>
+	authHMAC                   // Standard Webhooks / Svix signatures
+)
+
+func (m authMode) String() string {
+	switch m {
+	case authShared:
+		return "shared secret (Authorization: Bearer)"
+	case authHMAC:
+		return "Standard Webhooks signature (whsec_)"
+	}
+	return "disabled (--insecure-no-webhook-auth)"
+}
+
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	metrics  *Metrics
+	now      func() time.Time
+	maxBody  int64
+	auth     authMode
+	secret   [sha256.Size]byte // SHA-256 of the shared secret
+	hmacKey  []byte            // decoded whsec_ key
+	apiToken [sha256.Size]byte // SHA-256 of the API token
+	docs     *docsAssets
+}
+
+// New builds the HTTP handler of `relay-git-sync serve` (a gin engine in
+// release mode). It fails when no webhook secret is configured and
+// InsecureNoAuth is false, when a whsec_ secret is not valid base64, when
+// Events is nil, or when APIToken is set without a Reader.
+func New(cfg Config) (http.Handler, error) {
+	s, err := newServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return s.engine(), nil
+}
+
+func newServer(cfg Config) (*server, error) {
+	s := &server{cfg: cfg, log: cfg.Logger, now: cfg.Now, maxBody: cfg.MaxBodyBytes}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	switch {
+	case s.maxBody == 0:
+		s.maxBody = DefaultMaxBodyBytes
+	case s.maxBody < 0:
+		return nil, fmt.Errorf("server: MaxBodyBytes %d is negative", s.maxBody)
+	}
+	if cfg.Events == nil {
+		return nil, errors.New("server: Config.Events (the durable event queue) is required")
+	}
+	if cfg.APIToken != "" && cfg.Reader == nil {
+		return nil, errors.New("server: an API token is set but Config.Reader is nil")
+	}
+
+	switch {
+	case cfg.WebhookSecret == "":
+		if !cfg.InsecureNoAuth {
+			return nil, errors.New("no webhook secret configured: set WEBHOOK_SECRET (see `relay-git-sync webhook keygen`) or pass --insecure-no-webhook-auth")
+		}
+		s.auth = authNone
+	case strings.HasPrefix(cfg.WebhookSecret, whsecPrefix):
+		key, err := decodeWhsec(cfg.WebhookSecret)
+		if err != nil {
+			return nil, err
+		}
+		s.auth, s.hmacKey = authHMAC, key
+	default:
+		s.auth, s.secret = authShared, sha256.Sum256([]byte(cfg.WebhookSecret))
+	}
+	if cfg.WebhookSecret != "" && cfg.InsecureNoAuth {
+		s.log.Warn("a webhook secret is configured: --insecure-no-webhook-auth is ignored")
+	}
+	s.apiToken = sha256.Sum256([]byte(cfg.APIToken))
+
+	if s.cfg.Registry == nil {
+		if cfg.Metrics != nil {
+			return nil, errors.New("server: Config.Metrics is set without the Registry it is registered on")
+		}
+		s.cfg.Registry = prometheus.NewRegistry()
+	}
+	s.metrics = cfg.Metrics
+	if s.metrics == nil {
+		m, err := NewMetrics(s.cfg.Registry)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	docs, err := loadDocs()
+	if err != nil {
+		return nil, err
+	}
+	s.docs = docs
+
+	s.log.Info("webhook authentication", "mode", s.auth.String())
+	if cfg.APIToken == "" {
+		s.log.Info("read API disabled: set RELAY_GIT_API_TOKEN (--api-token) to enable it")
+	}
+	return s, nil
+}
+
+// engine builds the gin engine and registers every route. The routes are
+// exactly the paths of openapi.yaml (a test checks both ways).
+func (s *server) engine() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	// Unknown paths are 404 and wrong methods 405, with no redirects, so
+	// every answer is one the OpenAPI document describes.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	// No proxy is trusted: ClientIP is the TCP peer.
+	_ = e.SetTrustedProxies(nil)
+	e.Use(s.recoverer, s.observe)
+	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, errBody("not found")) })
+	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, errBody("method not allowed")) })
+
+	e.POST("/webhooks", s.webhook)
+	e.GET("/health", s.health)
+	e.HEAD("/health", s.health)
+	e.GET("/api/pubkey", s.pubkey)
+	e.GET("/docs", s.docsPage)
+	e.GET("/docs/:file", s.docsAsset)
+	e.GET("/openapi.yaml", s.openapi)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
+	})))
+
+	api := e.Group("/api/v1", s.requireAPIToken)
+	api.GET("/folders", s.folders)
+	api.GET("/folders/:relay/:folder/snapshots", s.snapshots)
+	api.GET("/folders/:relay/:folder/snapshots/:seq", s.snapshot)
+	api.GET("/blobs/:id", s.blob)
+	return e
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func errBody(msg string) errorBody { return errorBody{Error: msg} }
+
+// recoverer turns a panic in a handler into a logged 500.
+func (s *server) recoverer(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("panic in HTTP handler", "route", c.FullPath(), "method", c.Request.Method,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			if !c.Writer.Written() {
+				c.AbortWithStatusJSON(http.StatusInternalServerError, errBody("Internal server error"))
+			} else {
+				c.Abort()
+			}
+		}
+	}()
+	c.Next()
+}
+
+// observe counts every answer by route template and status, and sets the
+// headers common to every answer.
+func (s *server) observe(c *gin.Context) {
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
+}
+
+// health answers GET and HEAD /health: 200 when Config.Health reports no
+// error within 5 seconds, else 503.
+func (s *server) health(c *gin.Context) {
+	if s.cfg.Health != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
+		defer cancel()
+		if err := s.cfg.Health(ctx); err != nil {
+			s.log.Warn("health check failed", "err", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unhealthy", "error": err.Error()})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "healthy"})
+}
+
+// pubkey answers GET /api/pubkey (§7).
+func (s *server) pubkey(c *gin.Context) {
+	get := s.cfg.PublicKey
+	if get == nil {
+		get = func() (string, error) { return "", ErrNoSSHKey }
+	}
+	pub, err := get()
+	switch {
+	case errors.Is(err, ErrNoSSHKey):
+		c.JSON(http.StatusBadRequest, errBody("SSH_PRIVATE_KEY environment variable not configured"))
+		return
+	case err != nil:
+		s.log.Error("reading the SSH public key", "err", err)
+		c.JSON(http.StatusInternalServerError, errBody("Failed to retrieve public key: "+err.Error()))
+		return
+	}
+	pub = strings.TrimSpace(pub)
+	c.JSON(http.StatusOK, gin.H{"public_key": pub, "key_type": keyType(pub)})
+}
+
+// keyType classifies an authorized_keys line as the original does.
+func keyType(pub string) string {
+	switch {
+	case strings.HasPrefix(pub, "ssh-rsa"):
+		return "ssh-rsa"
+	case strings.HasPrefix(pub, "ssh-ed25519"):
+		return "ssh-ed25519"
+	case strings.HasPrefix(pub, "ecdsa-sha2-"):
+		return "ecdsa"
+	}
+	return "unknown"
+}
+
+// equalSecret compares a presented credential with the SHA-256 of the
+// configured one in constant time (hashing first hides the length too).
+func equalSecret(presented string, want *[sha256.Size]byte) bool {
+	got := sha256.Sum256([]byte(presented))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// baseURL is the request's base URL without a trailing slash, with http
+// upgraded to https when X-Forwarded-Proto is https (§7).
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(strings.TrimSpace(r.Header.Get("X-Forwarded-Proto")), "https") {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" {
+		host = "localhost"
+	}
+	return scheme + "://" + host
+}
