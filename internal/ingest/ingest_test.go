@@ -15,7 +15,7 @@ import (
 )
 
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *relaytest.Server
 	st     *store.Store
 	syncer *Syncer
@@ -23,7 +23,7 @@ type env struct {
 	id     store.FolderID
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	srv := relaytest.NewServer(relaytest.Options{APIKey: "server-token"})
 	t.Cleanup(srv.Close)
