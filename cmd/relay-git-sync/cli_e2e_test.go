@@ -97,8 +97,8 @@ func TestSyncSnapshotsExport(t *testing.T) {
 	}
 	// Errors a user can act on, and nothing left behind.
 	for _, args := range [][]string{
-		{"export", folderArg, "--output", filepath.Join(outDir, "latest")},                // exists
-		{"export", folderArg, "--output", filepath.Join(outDir, "x"), "--snapshot", "9"},  // no such snapshot
+		{"export", folderArg, "--output", filepath.Join(outDir, "latest")},                 // exists
+		{"export", folderArg, "--output", filepath.Join(outDir, "x"), "--snapshot", "9"},   // no such snapshot
 		{"export", folderArg, "--output", filepath.Join(outDir, "y"), "--at", "yesterday"}, // bad time
 		{"export", "not-a-folder", "--output", filepath.Join(outDir, "z")},
 		{"sync", "--relay-id", "nope"},

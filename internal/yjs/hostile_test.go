@@ -63,7 +63,7 @@ func TestHostileLengths(t *testing.T) {
 	for name, u := range map[string][]byte{
 		"huge client count":  {0xff, 0xff, 0xff, 0xff, 0x0f},
 		"huge struct count":  {1, 0xff, 0xff, 0xff, 0x7f, 1, 0},
-		"huge string length": {1, 1, 1, 0, 4 | 0x00, 1, 1, 't', 0xff, 0xff, 0xff, 0x7f},
+		"huge string length": {1, 1, 1, 0, 4, 1, 1, 't', 0xff, 0xff, 0xff, 0x7f},
 		"varuint over 2^53":  {1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0},
 		"unknown content":    {1, 1, 1, 0, 0x1f, 1, 1, 't', 0, 0},
 		"zero-length string": {1, 1, 1, 0, 4, 1, 1, 't', 0, 0},

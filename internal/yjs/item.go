@@ -282,13 +282,3 @@ func (c *contentDoc) write(w *writer, _ uint64) error {
 	w.string(c.guid)
 	return w.any(c.opts)
 }
-
-// splittable reports whether an item of this content may be split, which
-// a hostile update can otherwise force on unsplittable content.
-func splittable(c content) bool {
-	switch c.(type) {
-	case *contentDeleted, *contentJSON, *contentString, *contentAny:
-		return true
-	}
-	return false
-}
