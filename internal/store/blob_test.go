@@ -245,16 +245,17 @@ func chainStats(t *testing.T, s *Store, ids []BlobID) (maxDepth, deltas int) {
 }
 
 func TestDeltaChains(t *testing.T) {
-	for _, maxDepth := range []int{maxDeltaDepth, 3, 1} {
+	for _, tc := range []struct{ maxDepth, versions int }{{maxDeltaDepth, 600}, {3, 200}, {1, 80}} {
+		maxDepth := tc.maxDepth
 		t.Run(fmt.Sprint("maxDepth=", maxDepth), func(t *testing.T) {
 			s := openMem(t)
 			s.maxDepth = maxDepth
 			r := rand.New(rand.NewPCG(5, uint64(maxDepth)))
-			doc := textOf(r, 30000)
+			doc := textOf(r, 20000)
 			var versions [][]byte
 			var ids []BlobID
 			prev := BlobID{}
-			for i := 0; i < 700; i++ {
+			for i := 0; i < tc.versions; i++ {
 				id, err := s.PutBlob(doc, prev)
 				if err != nil {
 					t.Fatal(err)

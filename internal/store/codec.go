@@ -16,8 +16,6 @@ const (
 	// type can be split.
 	formatParts = 0xff
 
-	formatVersion1 = 1 // layout version value: just this byte
-
 	// Blob records (key 'b'):
 	//	format   byte     blobRaw | blobZstd | blobDelta
 	//	size     uvarint  length of the blob's data

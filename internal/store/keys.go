@@ -24,8 +24,11 @@ import "encoding/binary"
 //	        part[4]                                (the value itself then holds
 //	                                               formatParts, nonce, count, length)
 //
-// Reserved for later issues (not written yet): 'q' webhook queue, 'w' webhook
-// dedupe ids, 'p' push state per connector.
+//	'Q'     "Q"                                    badger.Sequence lease of queue keys  Open (queue.go)
+//	'q'     'q' key[8]                             queued webhook event (queueV1)      Enqueue, AckEvents (queue.go)
+//	'w'     'w' event id                           webhook id seen (empty, with TTL)   Enqueue (queue.go)
+//
+// Reserved: 'p' push state per connector.
 //
 // Records are hand-written binary (encoding/binary varints; see codec.go for
 // each record's fields). A reader that meets an unknown format byte returns

@@ -118,10 +118,25 @@ type folderState struct {
 }
 
 // folder returns f's state, locked and loaded. The caller unlocks st.mu.
-func (s *Store) folder(fk folderKey) (*folderState, error) {
+//
+// States are created for folders that exist or are being written: a reader
+// (write false) asking about a folder the store has never seen gets nil,
+// so lookups of arbitrary ids cannot grow the map.
+func (s *Store) folder(fk folderKey, write bool) (*folderState, error) {
 	s.mu.Lock()
 	st := s.folders[fk]
-	if st == nil {
+	s.mu.Unlock()
+	if st == nil && !write {
+		exists, err := s.folderExists(fk)
+		if err != nil {
+			return nil, fmt.Errorf("store: loading folder %s: %w", fk.id(), err)
+		}
+		if !exists {
+			return nil, nil
+		}
+	}
+	s.mu.Lock()
+	if st = s.folders[fk]; st == nil {
 		st = &folderState{}
 		s.folders[fk] = st
 	}
@@ -135,6 +150,23 @@ func (s *Store) folder(fk folderKey) (*folderState, error) {
 		st.loaded = true
 	}
 	return st, nil
+}
+
+// folderExists reports whether f was added or has snapshots.
+func (s *Store) folderExists(fk folderKey) (bool, error) {
+	exists := false
+	err := s.db.View(func(txn *badger.Txn) error {
+		if _, err := txn.Get(folderRecKey(fk)); err == nil {
+			exists = true
+			return nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		head, err := lastSeq(txn, prefixSnapshot, fk, math.MaxUint64)
+		exists = head > 0
+		return err
+	})
+	return exists, err
 }
 
 // load reads a folder's head, newest checkpoint and latest tree.
@@ -318,7 +350,7 @@ func (s *Store) AddFolder(f FolderID) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	st, err := s.folder(fk)
+	st, err := s.folder(fk, true)
 	if err != nil {
 		return err
 	}
@@ -361,7 +393,8 @@ func (s *Store) Folders() ([]FolderID, error) {
 }
 
 // AddSnapshot records snap as the folder's next snapshot and returns its
-// sequence number (also set in snap.Seq; snap.Folder is lower-cased).
+// sequence number (also set in snap.Seq, whose value on input is ignored;
+// snap.Folder is lower-cased).
 //
 // In one transaction it writes the snapshot (its time, users, changes and
 // the tree's delta against the previous snapshot; every so often a full
@@ -390,7 +423,7 @@ func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs [
 	if err := validateSnapshot(snap, docs, dropDocs); err != nil {
 		return 0, fmt.Errorf("store: snapshot of %s: %w", fid, err)
 	}
-	st, err := s.folder(fk)
+	st, err := s.folder(fk, true)
 	if err != nil {
 		return 0, err
 	}
@@ -450,7 +483,7 @@ func (s *Store) PutDocStates(f FolderID, docs map[string]DocState, dropDocs []st
 	if err := validateDocs(docs, dropDocs); err != nil {
 		return fmt.Errorf("store: doc states of %s: %w", fk.id(), err)
 	}
-	st, err := s.folder(fk)
+	st, err := s.folder(fk, true)
 	if err != nil {
 		return err
 	}
@@ -625,9 +658,12 @@ func (s *Store) Latest(f FolderID) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	st, err := s.folder(fk)
+	st, err := s.folder(fk, false)
 	if err != nil {
 		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("store: folder %s has no snapshots: %w", fk.id(), ErrNotFound)
 	}
 	defer st.mu.Unlock()
 	if st.head == 0 {
@@ -657,9 +693,12 @@ func (s *Store) Snapshot(f FolderID, seq uint64) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	st, err := s.folder(fk)
+	st, err := s.folder(fk, false)
 	if err != nil {
 		return nil, err
+	}
+	if st == nil {
+		return nil, fmt.Errorf("store: snapshot %d of %s: %w", seq, fk.id(), ErrNotFound)
 	}
 	head, headRec, headFiles := st.head, st.rec, st.files
 	curSeq, curFiles := st.cursorSeq, st.cursorFiles
@@ -696,16 +735,21 @@ func (s *Store) Snapshot(f FolderID, seq uint64) (*Snapshot, error) {
 // ascending order, each with its whole tree (which fn may keep). It reads
 // the history once, applying each snapshot's changes to the previous tree:
 // the way to process many snapshots (history synthesis, export of all).
-// An error from fn stops the walk and is returned as is. Snapshots added
-// during the walk may or may not be included.
+// An error from fn stops the walk and is returned as is. fn runs inside
+// one Badger read transaction (it may call other Store methods, but should
+// not block for long: an open read keeps compaction from dropping old
+// versions). Snapshots added during the walk are not included.
 func (s *Store) Walk(f FolderID, afterSeq uint64, fn func(*Snapshot) error) error {
 	fk, err := f.key()
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	st, err := s.folder(fk)
+	st, err := s.folder(fk, false)
 	if err != nil {
 		return err
+	}
+	if st == nil {
+		return nil
 	}
 	head := st.head
 	st.mu.Unlock()

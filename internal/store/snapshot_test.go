@@ -420,6 +420,28 @@ func TestAddFolderAndFolders(t *testing.T) {
 	if err := s.AddFolder(FolderID{Relay: "nope", Folder: "nope"}); err == nil {
 		t.Fatal("invalid folder accepted")
 	}
+	// Reading folders the store never saw keeps no state for them.
+	s.mu.Lock()
+	before := len(s.folders)
+	s.mu.Unlock()
+	for i := 0; i < 10; i++ {
+		g := testFolder(r)
+		if _, err := s.Latest(g); !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+		if _, err := s.Snapshot(g, 1); !errors.Is(err, ErrNotFound) {
+			t.Fatal(err)
+		}
+		if err := s.Walk(g, 0, func(*Snapshot) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.mu.Lock()
+	after := len(s.folders)
+	s.mu.Unlock()
+	if after != before {
+		t.Fatalf("folder states grew from %d to %d on reads of unknown folders", before, after)
+	}
 }
 
 func TestEmptyTreesAndNoChangeSnapshots(t *testing.T) {
@@ -551,7 +573,7 @@ func TestHugeSnapshot(t *testing.T) {
 			var files []File
 			docs := map[string]DocState{}
 			for i := 0; i < 8000; i++ {
-				data := fmt.Appendf(nil, "content of file %d", i)
+				data := fmt.Appendf(nil, "content of file %d", i%10)
 				id, err := s.PutBlob(data, BlobID{})
 				if err != nil {
 					t.Fatal(err)
