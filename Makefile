@@ -16,7 +16,7 @@ BENCHTIME ?= 1s
 ORACLE_DIR   = tools/yjsoracle
 ORACLE_STAMP = $(if $(wildcard $(ORACLE_DIR)/package-lock.json),$(ORACLE_DIR)/node_modules/.package-lock.json)
 
-.PHONY: all build install test lint fuzz bench-yjs clean
+.PHONY: all build install test lint fuzz bench-yjs bench-webhooks crash-test clean docs release
 
 all: build
 
@@ -46,5 +46,40 @@ fuzz:
 bench-yjs: $(ORACLE_STAMP)
 	$(GO) test $(GOFLAGS_T) -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./internal/yjs
 
+# Durable webhook acknowledgements: serve (real binary, Badger with
+# SyncWrites) against a no-op gin handler, on loopback. See bench/README.md.
+BENCH_WEBHOOKS_FLAGS ?=
+bench-webhooks: build
+	$(GO) run $(GOFLAGS_T) ./bench/webhookload -bin bin/relay-git-sync $(BENCH_WEBHOOKS_FLAGS)
+
+# The crash test with more SIGKILLs than the default run of `make test`
+# (CRASH_SEED repeats the kill times of an earlier run).
+CRASH_KILLS ?= 40
+CRASH_SEED  ?=
+crash-test:
+	RELAY_GIT_SYNC_CRASH_KILLS=$(CRASH_KILLS) RELAY_GIT_SYNC_CRASH_SEED=$(CRASH_SEED) \
+	$(GO) test $(GOFLAGS_T) -race -count=1 -timeout 30m -run '^TestServeCrash$$' -v ./cmd/relay-git-sync
+
 clean:
 	rm -rf bin/ coverage.out coverage.html
+
+# The command reference in docs/reference is generated from the commands
+# (a test fails when it is stale); man pages and completions go to dist/.
+docs:
+	$(GO) run $(GOFLAGS_T) ./cmd/relay-git-sync generate --markdown docs/reference
+
+# Static binaries for the usual platforms, with version information, plus
+# man pages and shell completions.
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+release:
+	rm -rf dist && mkdir -p dist
+	for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; \
+		for c in relay-git-sync git-remote-relay; do \
+			CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(GOFLAGS_T) -trimpath -ldflags '-s -w $(LDFLAGS)' -o dist/$$os-$$arch/$$c ./cmd/$$c || exit 1; \
+		done; \
+	done
+	$(GO) run $(GOFLAGS_T) -ldflags '$(LDFLAGS)' ./cmd/relay-git-sync generate --man dist/man \
+		--bash-completion dist/completion/relay-git-sync.bash \
+		--zsh-completion dist/completion/_relay-git-sync \
+		--fish-completion dist/completion/relay-git-sync.fish

@@ -80,9 +80,12 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 		newSyncCmd(opts),
 		newSnapshotsCmd(opts),
 		newExportCmd(opts),
+		newMountCmd(opts),
 		newSSHCmd(opts),
 		newShowPubkeyCmd(opts, "show-pubkey"),
 		newWebhookCmd(opts),
+		newGenerateCmd(opts),
+		newDemoCmd(opts),
 	)
 	return root
 }

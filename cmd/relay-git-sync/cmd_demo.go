@@ -1,0 +1,284 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+)
+
+// The demo's scripted editing session: what happens, who does it, and how
+// many minutes after the session's start.
+type demoStep struct {
+	minutes int
+	user    string
+	what    string
+	do      func(f *relaytest.Folder) error
+}
+
+func newDemoCmd(opts *globalOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a self-contained demo: a stand-in Relay Server feeding a real serve",
+		Long: `Start a stand-in Relay Server in this process, seed a small shared folder
+(markdown with non-ASCII text, a canvas, an image, a subfolder), replay a short
+scripted editing session by two users through real signed webhooks into a real
+'serve' on a free port with a temporary data dir and a local bare repository
+as connector, then print the commands to try against it. Runs until Ctrl-C and
+cleans up after itself; with --data-dir the data dir is kept.
+
+No configuration and no network beyond loopback.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			keep := cmd.Flags().Changed("data-dir") || opts.getenv(envDataDir) != ""
+			return runDemo(cmd.Context(), opts, keep)
+		},
+	}
+	return cmd
+}
+
+func runDemo(ctx context.Context, opts *globalOptions, keep bool) error {
+	base := opts.DataDir
+	if !keep {
+		tmp, err := os.MkdirTemp("", "relay-git-sync-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		base = tmp
+	}
+	dataDir := filepath.Join(base, "data")
+	remote := filepath.Join(base, "remote.git")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	if err := exec.Command("git", "init", "--quiet", "--bare", "--initial-branch=main", remote).Run(); err != nil {
+		return fmt.Errorf("creating the demo's bare repository (is git installed?): %w", err)
+	}
+
+	key := make([]byte, 24)
+	rand.Read(key)
+	secret := "whsec_" + base64.StdEncoding.EncodeToString(key)
+	apiToken := randomB64(24)
+	// The session happened this morning: webhook times follow the script.
+	start := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	var clockMu sync.Mutex
+	clock := start
+	relayKey := randomB64(24)
+	relaySrv := relaytest.NewServer(relaytest.Options{
+		APIKey: relayKey,
+		Now: func() time.Time {
+			clockMu.Lock()
+			defer clockMu.Unlock()
+			return clock
+		},
+	})
+	defer relaySrv.Close()
+	relayID := relaySrv.NewRelay()
+	folder := relaySrv.NewFolder(relayID)
+	if err := seedDemo(folder); err != nil {
+		return err
+	}
+	connectors := fmt.Sprintf("[[git_connector]]\nrelay_id = %q\nshared_folder_id = %q\nurl = %q\nbranch = \"main\"\n", relayID, folder.ID(), remote)
+	gitConfig := filepath.Join(dataDir, defaultConnectorsFile)
+	if err := os.WriteFile(gitConfig, []byte(connectors), 0o644); err != nil {
+		return err
+	}
+
+	sopts := *opts
+	sopts.DataDir, sopts.GitConfigFile = dataDir, gitConfig
+	sopts.RelayServerURL, sopts.RelayServerAPIKey = relaySrv.URL(), relayKey
+	ready := make(chan string, 1)
+	so := &serveOptions{
+		host: "127.0.0.1", port: 0, commitInterval: 0.5, maxDelay: 5 * time.Second,
+		reconcileInterval: time.Minute, webhookSecret: secret, apiToken: apiToken,
+		shutdownTimeout: 5 * time.Second, ready: ready,
+	}
+	serveCtx, stopServe := context.WithCancel(ctx)
+	defer stopServe()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- runServe(serveCtx, &sopts, so) }()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-serveErr:
+		return fmt.Errorf("demo: serve did not start: %w", err)
+	}
+	serveURL := "http://" + addr
+	// The seeded folder is the first snapshot (serve's startup reconcile);
+	// the scripted edits come after it.
+	if err := waitFirstSnapshot(ctx, serveURL, apiToken); err != nil {
+		return err
+	}
+	relaySrv.AddWebhook(relaytest.WebhookConfig{URL: serveURL + "/webhooks", Secret: secret})
+
+	fmt.Fprintf(opts.stdout, "Replaying an editing session into %s …\n", serveURL)
+	for _, st := range demoScript() {
+		clockMu.Lock()
+		clock = start.Add(time.Duration(st.minutes) * time.Minute)
+		clockMu.Unlock()
+		relaySrv.SetEditingUser(st.user)
+		if err := st.do(folder); err != nil {
+			return fmt.Errorf("demo step %q: %w", st.what, err)
+		}
+		if err := relaySrv.WaitWebhooks(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.stdout, "  %s  %-5s %s\n", clock.Format("15:04"), st.user, st.what)
+		// Let the folder go quiet so each step becomes its own snapshot.
+		select {
+		case <-time.After(900 * time.Millisecond):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	if _, failed, lastErr := relaySrv.WebhookStats(); failed > 0 {
+		return fmt.Errorf("demo: %d webhooks failed, last: %v", failed, lastErr)
+	}
+
+	folderArg := relayID + "/" + folder.ID()
+	fmt.Fprintf(opts.stdout, `
+relay-git-sync demo is running. Try this:
+
+  export RELAY_GIT_TOKEN=%s
+  git clone relay::%s/%s demo-notes        # needs git-remote-relay on PATH
+  git clone %s demo-mirror                # the connector's pushed history
+  mkdir -p demo-mount && relay-git-sync mount %s demo-mount --server %s
+  curl -s -H "Authorization: Bearer $RELAY_GIT_TOKEN" %s/api/v1/folders/%s/snapshots
+
+Data dir: %s
+Press Ctrl-C to stop.
+`, apiToken, serveURL, folderArg, remote, folderArg, serveURL, serveURL, folderArg, dataDir)
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		return err
+	}
+	stopServe()
+	if err := <-serveErr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	fmt.Fprintln(opts.stderr, "demo stopped")
+	return nil
+}
+
+// waitFirstSnapshot polls the read API until a folder has a snapshot.
+func waitFirstSnapshot(ctx context.Context, serveURL, token string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, serveURL+"/api/v1/folders", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			var body struct {
+				Folders []struct {
+					LatestSeq uint64 `json:"latest_seq"`
+				} `json:"folders"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if err == nil && len(body.Folders) > 0 && body.Folders[0].LatestSeq > 0 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("demo: serve recorded no snapshot of the seeded folder within 30 s")
+}
+
+func randomB64(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func seedDemo(f *relaytest.Folder) error {
+	steps := []func() error{
+		func() error {
+			_, err := f.AddMarkdown("/Welcome.md", "# Willkommen, bienvenue, 欢迎\n\nThis folder is shared through Relay — café ☕ talk and all.\n")
+			return err
+		},
+		func() error { _, err := f.AddFolderEntry("/Ideas"); return err },
+		func() error {
+			_, err := f.AddMarkdown("/Ideas/brainstorm.md", "- a garden for notes\n- straße names\n")
+			return err
+		},
+		func() error {
+			_, err := f.AddCanvas("/Board.canvas",
+				[]map[string]any{
+					{"id": "n1", "type": "text", "text": "", "x": 0.0, "y": 0.0, "width": 260.0, "height": 80.0},
+					{"id": "n2", "type": "file", "file": "Welcome.md", "x": 320.0, "y": 0.0, "width": 400.0, "height": 300.0},
+				},
+				[]map[string]any{{"id": "e1", "fromNode": "n1", "fromSide": "right", "toNode": "n2", "toSide": "left"}},
+				map[string]string{"n1": "Start here"})
+			return err
+		},
+		func() error {
+			_, err := f.AddFile("/attachments/diagram.png", "image", "image/png", demoPNG(color.RGBA{40, 120, 200, 255}))
+			return err
+		},
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			return fmt.Errorf("seeding the demo folder: %w", err)
+		}
+	}
+	return nil
+}
+
+func demoScript() []demoStep {
+	return []demoStep{
+		{5, "alice", "edits Welcome.md", func(f *relaytest.Folder) error {
+			return f.EditMarkdown("/Welcome.md", "# Willkommen, bienvenue, 欢迎\n\nThis folder is shared through Relay — café ☕ talk and all.\n\nAlice was here.\n")
+		}},
+		{12, "bob", "adds Projects/plan.md", func(f *relaytest.Folder) error {
+			_, err := f.AddMarkdown("/Projects/plan.md", "# Plan\n\n1. Write\n2. Sync\n3. Clone with git\n")
+			return err
+		}},
+		{20, "alice", "renames Ideas/brainstorm.md", func(f *relaytest.Folder) error {
+			return f.Rename("/Ideas/brainstorm.md", "/Ideas/brainstorming.md")
+		}},
+		{31, "bob", "redraws the diagram", func(f *relaytest.Folder) error {
+			return f.UpdateFile("/attachments/diagram.png", demoPNG(color.RGBA{220, 80, 40, 255}))
+		}},
+		{44, "alice", "deletes Board.canvas", func(f *relaytest.Folder) error {
+			return f.Delete("/Board.canvas")
+		}},
+		{52, "bob", "moves Ideas to Archive/Ideas", func(f *relaytest.Folder) error {
+			return f.Rename("/Ideas", "/Archive/Ideas")
+		}},
+	}
+}
+
+// demoPNG draws a small solid image: a real PNG, so viewers open it.
+func demoPNG(c color.Color) []byte {
+	img := image.NewRGBA(image.Rect(0, 0, 16, 16))
+	for y := range 16 {
+		for x := range 16 {
+			img.Set(x, y, c)
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, img)
+	return b.Bytes()
+}

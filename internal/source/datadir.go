@@ -1,0 +1,144 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+)
+
+// StoreDirName is the store's directory inside a data dir (the same name as
+// cmd/relay-git-sync's storeDirName).
+const StoreDirName = "db"
+
+// OpenDataDir opens the snapshot store of data directory dir for reading.
+// It never creates one: a data dir without a store is an error saying so.
+// Badger allows one process per store, so while `relay-git-sync serve` (or
+// any other command) has it open this fails with an error wrapping
+// ErrLocked that tells the user to go through the server instead.
+//
+// The source only reads, but Badger still replays its log on open, so do not
+// point it at a copy that must stay byte-identical.
+func OpenDataDir(dir string) (Source, error) {
+	db := filepath.Join(dir, StoreDirName)
+	fi, err := os.Stat(db)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if _, derr := os.Stat(dir); errors.Is(derr, fs.ErrNotExist) {
+			return nil, fmt.Errorf("data dir %s does not exist (set --data-dir, or pass --server URL to read from a running serve)", dir)
+		}
+		return nil, fmt.Errorf("data dir %s has no snapshot store (no %s): run `relay-git-sync sync` or `serve` with this data dir first, or pass --server URL", dir, db)
+	case err != nil:
+		return nil, fmt.Errorf("data dir %s: %w", dir, err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("data dir %s: %s is not a directory", dir, db)
+	}
+	st, err := store.Open(db, store.Options{})
+	if err != nil {
+		if isLockError(err) {
+			return nil, fmt.Errorf("data dir %s is held by a running relay-git-sync serve; use --server URL instead (or stop the other process using it): %w", dir, ErrLocked)
+		}
+		return nil, err
+	}
+	return &storeSource{st: st, owned: true}, nil
+}
+
+// isLockError recognizes Badger's directory lock failure (store.Open wraps
+// it with its own hint, which is kept in the message).
+func isLockError(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Cannot acquire directory lock") || strings.Contains(s, "locked by another process")
+}
+
+// FromStore returns a Source over a store this process already has open
+// (serve's own store, tests). Close does not close the store.
+func FromStore(st *store.Store) Source { return &storeSource{st: st} }
+
+type storeSource struct {
+	st    *store.Store
+	owned bool
+}
+
+func (s *storeSource) Folders(ctx context.Context) ([]Folder, error) {
+	ids, err := s.st.Folders()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Folder, 0, len(ids))
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f := Folder{Relay: id.Relay, Folder: id.Folder}
+		latest, err := s.st.Latest(id)
+		switch {
+		case err == nil:
+			f.LatestSeq, f.LatestTime = latest.Seq, latest.Time
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}
+
+// known reports whether the store follows f (an unknown folder is
+// ErrNotFound, as over HTTP).
+func (s *storeSource) known(f store.FolderID) error {
+	ids, err := s.st.Folders()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == f {
+			return nil
+		}
+	}
+	return fmt.Errorf("folder %s: %w", f, store.ErrNotFound)
+}
+
+func (s *storeSource) Snapshots(ctx context.Context, f store.FolderID, afterSeq uint64) ([]store.SnapshotInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	infos, err := s.st.Snapshots(f, afterSeq)
+	if err != nil {
+		return nil, err
+	}
+	if len(infos) == 0 {
+		// Only an empty answer needs the (cheap, but not free) check.
+		if err := s.known(f); err != nil {
+			return nil, err
+		}
+	}
+	return infos, nil
+}
+
+func (s *storeSource) Snapshot(ctx context.Context, f store.FolderID, seq uint64) (*store.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if seq == 0 {
+		return s.st.Latest(f)
+	}
+	return s.st.Snapshot(f, seq)
+}
+
+func (s *storeSource) Blob(ctx context.Context, id store.BlobID) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return s.st.Blob(id)
+}
+
+func (s *storeSource) Close() error {
+	if s.owned {
+		return s.st.Close()
+	}
+	return nil
+}
