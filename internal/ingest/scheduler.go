@@ -37,7 +37,11 @@ type SchedulerConfig struct {
 	OnSync func(f store.FolderID, took time.Duration, res *Result, err error)
 	// OnDepth is told the number of unacknowledged events.
 	OnDepth func(n int)
-	Logger  *slog.Logger
+	// OnReconcile is told how each reconcile sweep went (at start and
+	// every Reconcile): err is non-nil when the folders could not be
+	// listed. The folders' syncs are reported to OnSync as usual.
+	OnReconcile func(err error)
+	Logger      *slog.Logger
 }
 
 // Scheduler coalesces webhook events per folder into one sync after a
@@ -52,7 +56,13 @@ type Scheduler struct {
 	pending map[store.FolderID]*window
 	running map[store.FolderID]bool
 	owner   map[string]store.FolderID // doc id (and folder id) -> folder
+	// known is every followed folder; true once owner holds its documents
+	// (documents stored at start, or a sync succeeded in this run).
+	known   map[store.FolderID]bool
 	unacked int
+	// drop are keys of events for documents of no followed folder, acked
+	// in one batch per tick rather than one synced write per event.
+	drop []uint64
 }
 
 // window is what a folder has accumulated since its last sync.
@@ -82,6 +92,7 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	return &Scheduler{
 		cfg: cfg, log: log, notify: make(chan store.QueuedEvent, 1024),
 		pending: map[store.FolderID]*window{}, running: map[store.FolderID]bool{}, owner: map[string]store.FolderID{},
+		known: map[store.FolderID]bool{},
 	}
 }
 
@@ -129,11 +140,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case now := <-reconcile:
 			s.reconcileAll(now)
 		case now := <-tick.C:
+			s.ackDropped()
+		start:
 			for _, f := range s.due(now) {
+				// Never wait for a worker here: the loop must keep
+				// taking Notify calls (webhook handlers block on a full
+				// channel). Folders left over start on a later tick.
 				select {
 				case sem <- struct{}{}:
-				case <-ctx.Done():
-					return nil
+				default:
+					break start
 				}
 				wg.Add(1)
 				go func() {
@@ -150,18 +166,50 @@ func tickInterval(quiet time.Duration) time.Duration {
 	return min(max(quiet/4, 10*time.Millisecond), 250*time.Millisecond)
 }
 
-// addLocked puts an event into its folder's window. Events for documents
-// of no known folder are acknowledged: a new document also changes its
-// folder's document, and reconcile catches anything else.
+// addLocked puts an event into its folder's window. A document not in
+// the index may belong to a folder of the same relay whose documents are
+// not known yet (a new data dir, before the folder's first sync in this
+// run): the event joins the window of every such folder, so the document
+// is fetched once the folder's documents are listed (an unknown id in a
+// dirty set is ignored). Otherwise it is acknowledged unprocessed: a new
+// document also changes its folder's document, and reconcile catches
+// anything else.
 func (s *Scheduler) addLocked(ev store.QueuedEvent, now time.Time) {
-	f, ok := s.owner[ev.Doc]
-	if !ok {
-		s.log.Debug("webhook for a document of no known folder", "relay", ev.Relay, "doc", ev.Doc)
-		if err := s.cfg.Queue.AckEvents([]uint64{ev.Key}); err != nil {
-			s.log.Error("acknowledging event", "err", err)
-		}
+	if f, ok := s.owner[ev.Doc]; ok {
+		s.addToLocked(f, ev, now)
 		return
 	}
+	var targets []store.FolderID
+	for f, indexed := range s.known {
+		if !indexed && f.Relay == ev.Relay {
+			targets = append(targets, f)
+		}
+	}
+	if len(targets) == 0 {
+		s.log.Debug("webhook for a document of no known folder", "relay", ev.Relay, "doc", ev.Doc)
+		s.drop = append(s.drop, ev.Key)
+		return
+	}
+	for _, f := range targets {
+		s.addToLocked(f, ev, now)
+	}
+}
+
+// ackDropped acknowledges the events addLocked set aside.
+func (s *Scheduler) ackDropped() {
+	s.mu.Lock()
+	keys := s.drop
+	s.drop = nil
+	s.mu.Unlock()
+	if len(keys) == 0 {
+		return
+	}
+	if err := s.cfg.Queue.AckEvents(keys); err != nil {
+		s.log.Error("acknowledging events of unknown documents", "err", err)
+	}
+}
+
+func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time.Time) {
 	w := s.windowLocked(f, now)
 	w.docs[ev.Doc] = true
 	w.keys = append(w.keys, ev.Key)
@@ -194,6 +242,9 @@ func (s *Scheduler) reportDepthLocked() {
 // reconcileAll asks for a full check of every folder.
 func (s *Scheduler) reconcileAll(now time.Time) {
 	folders, err := s.cfg.Store.Folders()
+	if s.cfg.OnReconcile != nil {
+		s.cfg.OnReconcile(err)
+	}
 	if err != nil {
 		s.log.Error("listing folders for reconcile", "err", err)
 		return
@@ -202,6 +253,9 @@ func (s *Scheduler) reconcileAll(now time.Time) {
 	defer s.mu.Unlock()
 	for _, f := range folders {
 		s.owner[f.Folder] = f
+		if _, ok := s.known[f]; !ok {
+			s.known[f] = false
+		}
 		w := s.windowLocked(f, now)
 		w.full = true
 		// A reconcile needs no quiet period of its own.
@@ -267,6 +321,13 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID) {
 			s.owner[file.DocID] = f
 		}
 		s.mu.Unlock()
+	}
+	// The folder's documents are indexed now: those of the last snapshot
+	// (or already indexed when nothing changed).
+	s.mu.Lock()
+	s.known[f] = true
+	s.mu.Unlock()
+	if res.Snapshot != nil {
 		if s.cfg.OnSnapshot != nil {
 			s.cfg.OnSnapshot(ctx, res.Snapshot)
 		}
@@ -324,6 +385,7 @@ func (s *Scheduler) refreshOwners() error {
 		return err
 	}
 	owner := map[string]store.FolderID{}
+	known := map[store.FolderID]bool{}
 	for _, f := range folders {
 		owner[f.Folder] = f
 		states, err := s.cfg.Store.DocStates(f)
@@ -333,9 +395,11 @@ func (s *Scheduler) refreshOwners() error {
 		for id := range states {
 			owner[id] = f
 		}
+		known[f] = len(states) > 0
 	}
 	s.mu.Lock()
 	s.owner = owner
+	s.known = known
 	s.mu.Unlock()
 	return nil
 }

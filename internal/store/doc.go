@@ -40,10 +40,12 @@
 // A Store is safe for concurrent use. Snapshots of one folder are serialized
 // (sequence numbers are assigned under a per-folder lock); different folders
 // commit concurrently. With Options.SyncWrites every commit is durable when it
-// returns, and concurrent commits share fsyncs: Badger's single writer
-// goroutine takes every transaction queued while the previous write was in
-// progress and writes them as one batch, with one value-log sync and one
-// WAL sync per batch (badger v4 db.go doWrites/writeRequests).
+// returns. Badger (v4.9.6) syncs its log once per transaction, even when its
+// writer goroutine batches several (db.go writeRequests), so concurrent
+// transactions do not share fsyncs by themselves. The webhook queue, the one
+// path with many small concurrent writes, therefore does its own group
+// commit: Enqueue hands events to one committer that writes every waiting
+// event in a single transaction (queue.go).
 //
 // Badger is single-process: a second Open of the same directory, even from
 // another process, fails (the error names the lock and suggests that

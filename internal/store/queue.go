@@ -73,53 +73,164 @@ func decodeQueued(key, v []byte) (QueuedEvent, error) {
 	return ev, nil
 }
 
+// maxEnqueueBatch bounds the events written in one transaction.
+const maxEnqueueBatch = 256
+
+var errClosed = errors.New("store: closed")
+
+type enqReq struct {
+	ev   QueuedEvent
+	done chan enqRes
+}
+
+type enqRes struct {
+	ev  QueuedEvent
+	dup bool
+	err error
+}
+
 // Enqueue stores ev durably (with Options.SyncWrites, it is on disk when
 // Enqueue returns) and returns it with its queue key. An event whose
 // non-empty ID was enqueued before is not stored again: duplicate is true.
+//
+// Concurrent calls share one transaction, and so one fsync: Badger syncs
+// its log once per transaction, not per batch of transactions, so without
+// this every webhook would wait for a sync of its own (group commit).
 func (s *Store) Enqueue(ev QueuedEvent) (QueuedEvent, bool, error) {
-	for attempt := 0; ; attempt++ {
-		dup, err := s.enqueueOnce(&ev)
-		if errors.Is(err, badger.ErrConflict) && attempt < 5 {
-			continue // a concurrent Enqueue of the same id: look again
+	r := &enqReq{ev: ev, done: make(chan enqRes, 1)}
+	s.enqMu.RLock()
+	if s.enqClosed {
+		s.enqMu.RUnlock()
+		return QueuedEvent{}, false, errClosed
+	}
+	s.enqCh <- r
+	s.enqMu.RUnlock()
+	res := <-r.done
+	return res.ev, res.dup, res.err
+}
+
+// startCommitter starts the goroutine that writes queued events.
+func (s *Store) startCommitter() {
+	s.enqCh = make(chan *enqReq, 4*maxEnqueueBatch)
+	s.enqQuit = make(chan struct{})
+	s.enqDone = make(chan struct{})
+	go s.commitLoop()
+}
+
+// stopCommitter writes what is waiting and stops the committer; Enqueue
+// fails from then on.
+func (s *Store) stopCommitter() {
+	if s.enqCh == nil {
+		return
+	}
+	s.enqMu.Lock()
+	if !s.enqClosed {
+		s.enqClosed = true
+		close(s.enqQuit)
+	}
+	s.enqMu.Unlock()
+	<-s.enqDone
+}
+
+// commitLoop takes every event waiting, up to maxEnqueueBatch, and writes
+// them in one transaction; events that arrive meanwhile form the next batch.
+func (s *Store) commitLoop() {
+	defer close(s.enqDone)
+	for {
+		var first *enqReq
+		select {
+		case first = <-s.enqCh:
+		case <-s.enqQuit:
+			// No Enqueue can send any more (enqClosed is set under the
+			// write lock): write what is buffered and stop.
+			for {
+				select {
+				case r := <-s.enqCh:
+					s.commitBatch([]*enqReq{r}, 0)
+				default:
+					return
+				}
+			}
 		}
-		if err != nil {
-			return QueuedEvent{}, false, fmt.Errorf("store: enqueueing event: %w", err)
+		batch := []*enqReq{first}
+	collect:
+		for len(batch) < maxEnqueueBatch {
+			select {
+			case r := <-s.enqCh:
+				batch = append(batch, r)
+			default:
+				break collect
+			}
 		}
-		return ev, dup, nil
+		s.commitBatch(batch, 0)
 	}
 }
 
-func (s *Store) enqueueOnce(ev *QueuedEvent) (bool, error) {
-	key, err := s.queueSeq.Next()
-	if err != nil {
-		return false, err
+// commitBatch writes a batch and answers its callers. A transaction too
+// big for Badger is split; a conflict (with a concurrent writer of the
+// same dedupe key, none today) is retried.
+func (s *Store) commitBatch(batch []*enqReq, attempt int) {
+	res, err := s.writeBatch(batch)
+	switch {
+	case errors.Is(err, badger.ErrTxnTooBig) && len(batch) > 1:
+		s.commitBatch(batch[:len(batch)/2], 0)
+		s.commitBatch(batch[len(batch)/2:], 0)
+		return
+	case errors.Is(err, badger.ErrConflict) && attempt < 5:
+		s.commitBatch(batch, attempt+1)
+		return
 	}
-	// Sequence 0 is never handed out by badger's first lease; skip it anyway
-	// so that 0 can mean "no key".
-	if key == 0 {
-		if key, err = s.queueSeq.Next(); err != nil {
-			return false, err
+	for i, r := range batch {
+		if err != nil {
+			res[i] = enqRes{err: fmt.Errorf("store: enqueueing event: %w", err)}
 		}
+		r.done <- res[i]
 	}
-	ev.Key = key
-	dup := false
-	err = s.db.Update(func(txn *badger.Txn) error {
-		if ev.ID != "" {
-			_, err := txn.Get(dedupeKey(ev.ID))
-			if err == nil {
-				dup = true
-				return nil
+}
+
+func (s *Store) writeBatch(batch []*enqReq) ([]enqRes, error) {
+	res := make([]enqRes, len(batch))
+	err := s.db.Update(func(txn *badger.Txn) error {
+		seen := map[string]bool{}
+		for i, r := range batch {
+			ev := r.ev
+			if ev.ID != "" {
+				if seen[ev.ID] {
+					res[i] = enqRes{ev: ev, dup: true}
+					continue
+				}
+				_, err := txn.Get(dedupeKey(ev.ID))
+				if err == nil {
+					res[i] = enqRes{ev: ev, dup: true}
+					continue
+				}
+				if !errors.Is(err, badger.ErrKeyNotFound) {
+					return err
+				}
+				seen[ev.ID] = true
+				if err := txn.SetEntry(badger.NewEntry(dedupeKey(ev.ID), nil).WithTTL(dedupeTTL)); err != nil {
+					return err
+				}
 			}
-			if !errors.Is(err, badger.ErrKeyNotFound) {
+			key, err := s.queueSeq.Next()
+			if err != nil {
 				return err
 			}
-			if err := txn.SetEntry(badger.NewEntry(dedupeKey(ev.ID), nil).WithTTL(dedupeTTL)); err != nil {
+			// Badger's first lease starts at 0; keep 0 meaning "no key".
+			if key == 0 {
+				if key, err = s.queueSeq.Next(); err != nil {
+					return err
+				}
+			}
+			ev.Key = key
+			if err := txn.Set(queueKey(key), encodeQueued(ev)); err != nil {
 				return err
 			}
+			res[i] = enqRes{ev: ev}
 		}
-		return txn.Set(queueKey(key), encodeQueued(*ev))
+		return nil
 	})
-	return dup, err
+	return res, err
 }
 
 // PendingEvents returns every event not acknowledged yet, oldest first.

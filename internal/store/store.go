@@ -49,6 +49,13 @@ type Store struct {
 	folders map[folderKey]*folderState
 
 	queueSeq *badger.Sequence // webhook queue keys (queue.go)
+
+	// The group-commit committer of Enqueue (queue.go).
+	enqMu     sync.RWMutex
+	enqClosed bool
+	enqCh     chan *enqReq
+	enqQuit   chan struct{}
+	enqDone   chan struct{}
 }
 
 // Badger tuning for a small server (a few hundred MB of history, 2 cores,
@@ -175,6 +182,7 @@ func Open(dir string, o Options) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("store: %s: %w", dir, err)
 	}
+	s.startCommitter()
 	return s, nil
 }
 
@@ -200,6 +208,7 @@ func (s *Store) checkVersion() error {
 
 // Close flushes and closes the database. The Store must not be used after.
 func (s *Store) Close() error {
+	s.stopCommitter()
 	if s.queueSeq != nil {
 		s.queueSeq.Release()
 	}
