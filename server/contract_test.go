@@ -30,7 +30,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 
 	// Bodies that are documents, not data, are checked as strings (kin's
 	// YAML decoder would parse the OpenAPI document itself).
-	for _, ct := range []string{"text/html", "text/css", "text/javascript", "application/x-yaml"} {
+	for _, ct := range []string{"text/html", "text/css", "text/javascript", "application/x-yaml", "application/x-ndjson"} {
 		prev := openapi3filter.RegisteredBodyDecoder(ct)
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 		t.Cleanup(func() {
@@ -91,6 +91,13 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{env, "GET", blob, nil, map[string]string{"Authorization": "Bearer " + testToken, "If-None-Match": `"ce013625030ba8dba906f756967f9e9ca394464a"`}, 304},
 		{env, "GET", "/api/v1/blobs/" + strings.Repeat("a", 40), nil, bearer(testToken), 404},
 		{failing, "GET", blob, nil, bearer(testToken), 500},
+		{env, "GET", histPath, nil, bearer(testToken), 200},
+		{env, "GET", histPath + "?after=x", nil, bearer(testToken), 400},
+		{env, "GET", "/api/v1/folders/" + testRelay + "/" + testMiddle + "/history", nil, bearer(testToken), 404},
+		{failing, "GET", histPath, nil, bearer(testToken), 500},
+		{env, "GET", "/api/v1/history-config", nil, bearer(testToken), 200},
+		{env, "GET", "/api/v1/history-config", nil, nil, 401},
+		{failing, "GET", "/api/v1/history-config", nil, bearer(testToken), 500},
 	}
 	for _, r := range reqs {
 		name := r.method + " " + r.path

@@ -211,6 +211,8 @@ type fakeReader struct {
 	blobs   map[string][]byte
 	err     error
 	panic   bool
+	// failHistoryAfter makes History fail after sending this snapshot.
+	failHistoryAfter uint64
 
 	mu    sync.Mutex
 	calls []string
@@ -312,6 +314,55 @@ func (f *fakeReader) Blob(id string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return b, nil
+}
+
+func (f *fakeReader) History(relay, folder string, after uint64, fn func(*HistoryEntry) error) error {
+	f.record("History " + relay + " " + folder + " " + itoa(after))
+	if f.err != nil {
+		return f.err
+	}
+	snaps, ok := f.snaps[relay+"/"+folder]
+	if !ok {
+		return ErrNotFound
+	}
+	var prev map[string]File
+	for _, s := range snaps {
+		if s.Seq <= after {
+			continue
+		}
+		e := &HistoryEntry{SnapshotInfo: s.SnapshotInfo}
+		cur := make(map[string]File, len(s.Files))
+		for _, fl := range s.Files {
+			cur[fl.Path] = fl
+			if old, ok := prev[fl.Path]; prev != nil && (!ok || old != fl) {
+				e.Set = append(e.Set, fl)
+			}
+		}
+		if prev == nil {
+			e.Files = s.Files
+		}
+		for p := range prev {
+			if _, ok := cur[p]; !ok {
+				e.Deleted = append(e.Deleted, p)
+			}
+		}
+		prev = cur
+		if err := fn(e); err != nil {
+			return err
+		}
+		if f.failHistoryAfter > 0 && s.Seq >= f.failHistoryAfter {
+			return errFakeStore
+		}
+	}
+	return nil
+}
+
+func (f *fakeReader) HistoryConfig() ([]byte, error) {
+	f.record("HistoryConfig")
+	if f.err != nil {
+		return nil, f.err
+	}
+	return []byte(`{"author":{"name":"Notes Bot","email":"bot@example.com"},"committer":{"name":"","email":""}}`), nil
 }
 
 func itoa(u uint64) string {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -202,6 +203,97 @@ func (s *server) snapshot(c *gin.Context) {
 		out.Files[i] = fileJSON{Path: f.Path, Blob: f.Blob, Size: f.Size, Kind: f.Kind, DocID: f.DocID}
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// historyLineJSON is one line of GET …/history: a snapshot with its whole
+// tree (files, first line only) or with the difference from the line before
+// (set, deleted).
+type historyLineJSON struct {
+	snapshotInfoJSON
+	Files   *[]fileJSON `json:"files,omitempty"`
+	Set     []fileJSON  `json:"set,omitempty"`
+	Deleted []string    `json:"deleted,omitempty"`
+}
+
+// historyEndJSON is the last line of a complete answer; an answer without it
+// was cut short (the error, when there is one, is on the line before).
+type historyEndJSON struct {
+	End   bool   `json:"end"`
+	Count uint64 `json:"count"`
+}
+
+const ndjson = "application/x-ndjson"
+
+func toFilesJSON(files []File) []fileJSON {
+	out := make([]fileJSON, len(files))
+	for i, f := range files {
+		out[i] = fileJSON{Path: f.Path, Blob: f.Blob, Size: f.Size, Kind: f.Kind, DocID: f.DocID}
+	}
+	return out
+}
+
+// GET /api/v1/folders/:relay/:folder/history?after=N — the snapshots after
+// N as newline-delimited JSON, each tree given as a difference from the one
+// before, so that a whole history costs O(changes): what git-remote-relay
+// reads to synthesize commits.
+func (s *server) history(c *gin.Context) {
+	relayID, folder, ok := folderParams(c)
+	if !ok {
+		return
+	}
+	var after uint64
+	if a, present := c.GetQuery("after"); present {
+		var err error
+		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
+			c.JSON(http.StatusBadRequest, errBody("invalid after: must be a snapshot sequence number (0 or more)"))
+			return
+		}
+	}
+	enc := json.NewEncoder(c.Writer)
+	enc.SetEscapeHTML(false)
+	var n uint64
+	start := func() {
+		if n == 0 {
+			c.Header("Content-Type", ndjson)
+			c.Status(http.StatusOK)
+		}
+	}
+	err := s.cfg.Reader.History(relayID, folder, after, func(e *HistoryEntry) error {
+		start()
+		line := historyLineJSON{snapshotInfoJSON: toInfoJSON(e.SnapshotInfo), Deleted: e.Deleted}
+		if n == 0 {
+			files := toFilesJSON(e.Files)
+			line.Files = &files
+		} else if len(e.Set) > 0 {
+			line.Set = toFilesJSON(e.Set)
+		}
+		n++
+		return enc.Encode(line)
+	})
+	if err != nil && n == 0 {
+		s.readerError(c, err, "reading history", "relay", relayID, "folder", folder, "after", after)
+		return
+	}
+	if err != nil {
+		// The status is sent: say so on the stream, and leave out the end line.
+		s.log.Error("read API: history cut short", "relay", relayID, "folder", folder, "after", after, "sent", n, "err", err)
+		_ = enc.Encode(errBody("Internal server error: history cut short"))
+		return
+	}
+	start()
+	_ = enc.Encode(historyEndJSON{End: true, Count: n})
+}
+
+// GET /api/v1/history-config — the identity and Relay user map every
+// synthesized commit is made with (see internal/history), so that clones
+// made through this server have the ids the server's own mirror has.
+func (s *server) historyConfig(c *gin.Context) {
+	b, err := s.cfg.Reader.HistoryConfig()
+	if err != nil {
+		s.readerError(c, err, "reading history config")
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
 }
 
 // GET /api/v1/blobs/:id — content by git blob id; immutable, so cacheable

@@ -15,7 +15,12 @@ var readPaths = []string{
 	snapPath + "/latest",
 	snapPath + "/1",
 	"/api/v1/blobs/ce013625030ba8dba906f756967f9e9ca394464a",
+	histPath,
+	histPath + "?after=1",
+	"/api/v1/history-config",
 }
+
+const histPath = "/api/v1/folders/" + testRelay + "/" + testDoc + "/history"
 
 func TestReadAPIAuth(t *testing.T) {
 	const needed = `{"error":"Authentication required: send Authorization: Bearer \u003cRELAY_GIT_API_TOKEN\u003e"}`
@@ -240,4 +245,50 @@ func TestReadAPIStoreErrors(t *testing.T) {
 	if !strings.Contains(env.logs.String(), "panic in HTTP handler") {
 		t.Error("panic not logged")
 	}
+}
+
+func TestReadAPIHistory(t *testing.T) {
+	env := newEnv(t, nil)
+	w := env.do("GET", histPath, nil, bearer(testToken))
+	if w.Code != 200 || w.Header().Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("history: %d %q %s", w.Code, w.Header().Get("Content-Type"), w.Body)
+	}
+	s1 := `{"seq":1,"time":"2026-03-03T21:58:48.123456789Z","users":["alice"],"changes":[{"kind":"added","path":"notes/a.md","doc_id":"` + testDoc + `"}],"num_files":1,` +
+		`"files":[{"path":"notes/a.md","blob":"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391","size":0,"kind":"markdown","doc_id":"` + testDoc + `"}]}`
+	s2delta := `{"seq":2,"time":"2026-03-03T21:59:48.123456789Z","users":[],"changes":[{"kind":"renamed","path":"notes/b.md","old_path":"notes/a.md","doc_id":"` + testDoc + `"}],"num_files":1,` +
+		`"set":[{"path":"notes/b.md","blob":"ce013625030ba8dba906f756967f9e9ca394464a","size":6,"kind":"markdown","doc_id":"` + testDoc + `"}],"deleted":["notes/a.md"]}`
+	s2full := `{"seq":2,"time":"2026-03-03T21:59:48.123456789Z","users":[],"changes":[{"kind":"renamed","path":"notes/b.md","old_path":"notes/a.md","doc_id":"` + testDoc + `"}],"num_files":1,` +
+		`"files":[{"path":"notes/b.md","blob":"ce013625030ba8dba906f756967f9e9ca394464a","size":6,"kind":"markdown","doc_id":"` + testDoc + `"}]}`
+	if got, want := w.Body.String(), s1+"\n"+s2delta+"\n"+`{"end":true,"count":2}`+"\n"; got != want {
+		t.Errorf("history:\n%s\nwant\n%s", got, want)
+	}
+	// After 1, snapshot 2 comes first, so with its whole tree.
+	w = env.do("GET", histPath+"?after=1", nil, bearer(testToken))
+	if got, want := w.Body.String(), s2full+"\n"+`{"end":true,"count":1}`+"\n"; got != want {
+		t.Errorf("history after 1:\n%s\nwant\n%s", got, want)
+	}
+	// Nothing new: just the end line.
+	w = env.do("GET", histPath+"?after=2", nil, bearer(testToken))
+	if w.Code != 200 || w.Body.String() != `{"end":true,"count":0}`+"\n" {
+		t.Errorf("history after 2: %d %s", w.Code, w.Body)
+	}
+	expectJSON(t, env.do("GET", "/api/v1/folders/"+testRelay+"/"+testMiddle+"/history", nil, bearer(testToken)), 404, `{"error":"not found"}`)
+	if w := env.do("GET", histPath+"?after=x", nil, bearer(testToken)); w.Code != 400 || !strings.Contains(w.Body.String(), "invalid after") {
+		t.Errorf("after=x: %d %s", w.Code, w.Body)
+	}
+	// A failure once the answer has started: an error line and no end line.
+	env.rd.failHistoryAfter = 1
+	w = env.do("GET", histPath, nil, bearer(testToken))
+	if want := s1 + "\n" + `{"error":"Internal server error: history cut short"}` + "\n"; w.Code != 200 || w.Body.String() != want {
+		t.Errorf("failing history: %d\n%s\nwant\n%s", w.Code, w.Body, want)
+	}
+	if !strings.Contains(env.logs.String(), "history cut short") {
+		t.Error("failure not logged")
+	}
+}
+
+func TestReadAPIHistoryConfig(t *testing.T) {
+	env := newEnv(t, nil)
+	expectJSON(t, env.do("GET", "/api/v1/history-config", nil, bearer(testToken)), 200,
+		`{"author":{"name":"Notes Bot","email":"bot@example.com"},"committer":{"name":"","email":""}}`)
 }

@@ -71,6 +71,17 @@ type Reader interface {
 	Snapshot(relay, folder string, seq uint64) (*Snapshot, error) // seq 0 = latest; ErrNotFound
 	// Blob returns the content of a file by its git blob id.
 	Blob(id string) ([]byte, error) // 40-hex git blob id; ErrNotFound
+	// History calls fn with each snapshot of a folder with Seq > afterSeq,
+	// oldest first: the first with its whole tree (Files), each later one
+	// with the difference from the one before (Set, Deleted). It reads the
+	// history once, so a whole history costs O(changes), not O(snapshots ×
+	// tree). An error from fn stops it and is returned as is; ErrNotFound
+	// for an unknown folder.
+	History(relay, folder string, afterSeq uint64, fn func(*HistoryEntry) error) error
+	// HistoryConfig returns the JSON of the history config (identity and
+	// Relay user map) that decides every synthesized commit id, as recorded
+	// in the data dir (see internal/history).
+	HistoryConfig() ([]byte, error)
 }
 
 // ErrNotFound is returned (possibly wrapped) by a Reader for an unknown
@@ -111,6 +122,17 @@ type SnapshotInfo struct {
 type Snapshot struct {
 	SnapshotInfo
 	Files []File
+}
+
+// HistoryEntry is one snapshot of Reader.History: the first of a walk has
+// its whole tree in Files; every later one has Files nil and its tree given
+// as the files added or changed (Set) and the paths removed (Deleted) since
+// the previous entry.
+type HistoryEntry struct {
+	SnapshotInfo
+	Files   []File
+	Set     []File
+	Deleted []string
 }
 
 // DefaultMaxBodyBytes is the webhook body limit when Config.MaxBodyBytes is 0.
@@ -279,7 +301,9 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/folders", s.folders)
 	api.GET("/folders/:relay/:folder/snapshots", s.snapshots)
 	api.GET("/folders/:relay/:folder/snapshots/:seq", s.snapshot)
+	api.GET("/folders/:relay/:folder/history", s.history)
 	api.GET("/blobs/:id", s.blob)
+	api.GET("/history-config", s.historyConfig)
 	return e
 }
 

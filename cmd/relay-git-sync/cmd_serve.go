@@ -35,6 +35,7 @@ type serveOptions struct {
 	insecureNoAuth    bool
 	apiToken          string
 	shutdownTimeout   time.Duration
+	authorsFile       string
 	// ready, when set, receives the listening address (tests).
 	ready chan<- string
 }
@@ -51,7 +52,9 @@ snapshot of the folder once it has been quiet for --commit-interval seconds
 and every --reconcile-interval catches webhooks the Relay Server dropped.
 
 Folders to follow come from git_connectors.toml and from folders already in
-the data dir (for example added by 'relay-git-sync sync').
+the data dir (for example added by 'relay-git-sync sync'). Each snapshot is
+pushed to its folder's connectors, in the background, with retries (see
+'relay-git-sync connectors').
 
 Webhooks must be authenticated: set WEBHOOK_SECRET to a shared secret (sent by
 the Relay Server as "Authorization: Bearer <secret>") or to a Standard
@@ -83,6 +86,7 @@ RELAY_GIT_API_TOKEN; /metrics serves Prometheus metrics, /docs the API docs.`,
 	f.BoolVar(&so.insecureNoAuth, "insecure-no-webhook-auth", false, "accept webhooks without authentication (testing only)")
 	f.StringVar(&so.apiToken, "api-token", "", "bearer token for the read API (env "+envAPIToken+"); empty disables it")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
+	f.StringVar(&so.authorsFile, "authors-file", "", authorsFlagHelp)
 	return cmd
 }
 
@@ -110,10 +114,22 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 		return err
 	}
 	defer st.Close()
+	hcfg, err := opts.historyConfig(so.authorsFile)
+	if err != nil {
+		return err
+	}
+	if err := recordHistoryConfig(st, hcfg, log); err != nil {
+		return err
+	}
 	for _, c := range conns {
 		if err := st.AddFolder(store.FolderID{Relay: c.RelayID, Folder: c.SharedFolderID}); err != nil {
 			return err
 		}
+	}
+
+	mirrors, err := opts.newMirrors(st, conns, hcfg)
+	if err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -128,6 +144,15 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 		Quiet: quiet, MaxDelay: so.maxDelay, Reconcile: so.reconcileInterval,
 		Logger:  log,
 		OnDepth: func(n int) { metrics.QueueDepth.Set(float64(n)) },
+		// Pushing runs in the mirrors' own goroutines: Notify never blocks.
+		OnSnapshot: func(_ context.Context, snap *store.Snapshot) { mirrors.Notify(snap.Folder) },
+		OnReconcile: func(err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			metrics.Reconciles.WithLabelValues(result).Inc()
+		},
 		OnSync: func(f store.FolderID, took time.Duration, res *ingest.Result, err error) {
 			if err != nil {
 				metrics.RelayFetchErrors.Inc()
@@ -178,6 +203,9 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	schedDone := make(chan error, 1)
 	go func() { schedDone <- sched.Run(schedCtx) }()
+	// Pushes start with a catch-up of every connector, then follow snapshots.
+	mirrorsDone := make(chan error, 1)
+	go func() { mirrorsDone <- mirrors.Run(schedCtx) }()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "folders", len(conns), "data_dir", opts.DataDir)
@@ -206,6 +234,11 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 	case <-schedDone:
 	case <-shutCtx.Done():
 		log.Warn("scheduler did not stop in time")
+	}
+	select {
+	case <-mirrorsDone:
+	case <-shutCtx.Done():
+		log.Warn("pushes did not stop in time")
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil

@@ -8,22 +8,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/connectors"
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 func newSyncCmd(opts *globalOptions) *cobra.Command {
-	var relayID, folderID string
+	var relayID, folderID, authorsFile string
 	cmd := &cobra.Command{
 		Use:   "sync --relay-id RELAY [--folder-id FOLDER]",
 		Short: "Sync a shared folder (or every known folder of a relay) once",
 		Long: `Fetch the current state of a shared folder from the Relay Server and record
 a snapshot if anything changed since the last one. Without --folder-id, every
-folder of the relay already in the data dir is synced.
+folder of the relay already in the data dir is synced. Each synced folder is
+then pushed to its connectors in git_connectors.toml (--git-config-file).
 
-Exits with status 1 if a folder or any of its documents could not be synced;
-documents that failed keep their previous content in the snapshot.`,
+Exits with status 1 if a folder or any of its documents could not be synced
+(documents that failed keep their previous content in the snapshot), or if a
+push failed.`,
 		Example: `  relay-git-sync sync --relay-server-url https://relay.example.com \
     --relay-id 6ba7b810-9dad-11d1-80b4-00c04fd430c8 \
     --folder-id f47ac10b-58cc-4372-a567-0e02b2c3d479`,
@@ -45,6 +48,13 @@ documents that failed keep their previous content in the snapshot.`,
 				return err
 			}
 			defer st.Close()
+			hcfg, err := opts.historyConfig(authorsFile)
+			if err != nil {
+				return err
+			}
+			if err := recordHistoryConfig(st, hcfg, opts.Logger); err != nil {
+				return err
+			}
 
 			var folders []store.FolderID
 			if folderID != "" {
@@ -63,8 +73,20 @@ documents that failed keep their previous content in the snapshot.`,
 					return fmt.Errorf("no known folders of relay %s in %s; name one with --folder-id", relayID, opts.DataDir)
 				}
 			}
+			conns, problems, err := connectors.Load(opts.GitConfigFile)
+			if err != nil {
+				return err
+			}
+			for _, p := range problems {
+				opts.Logger.Warn("skipping connector", "problem", p.Error())
+			}
+			mirrors, err := opts.newMirrors(st, conns, hcfg)
+			if err != nil {
+				return err
+			}
+			defer mirrors.Close()
 			syncer := ingest.New(ingest.Config{Store: st, Relay: client, Logger: opts.Logger})
-			failed := 0
+			failed, pushFailed := 0, 0
 			for _, f := range folders {
 				res, err := syncer.SyncFolder(cmd.Context(), ingest.Request{Folder: f})
 				if err != nil {
@@ -79,15 +101,29 @@ documents that failed keep their previous content in the snapshot.`,
 				if len(res.Failed) > 0 {
 					failed++
 				}
+				// Then push the folder to its connectors, as the original's
+				// sync commits and pushes.
+				for _, r := range mirrors.PushFolder(cmd.Context(), f) {
+					printPush(opts.stdout, r)
+					if r.Err != nil {
+						pushFailed++
+					}
+				}
 			}
-			if failed > 0 {
+			switch {
+			case failed > 0 && pushFailed > 0:
+				return fmt.Errorf("%d of %d folders not fully synced, and %d pushes failed", failed, len(folders), pushFailed)
+			case failed > 0:
 				return fmt.Errorf("%d of %d folders not fully synced", failed, len(folders))
+			case pushFailed > 0:
+				return fmt.Errorf("%d pushes failed (see `relay-git-sync connectors status`)", pushFailed)
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&relayID, "relay-id", "", "relay UUID (required)")
 	cmd.Flags().StringVar(&folderID, "folder-id", "", "shared folder UUID (default: every known folder of the relay)")
+	cmd.Flags().StringVar(&authorsFile, "authors-file", "", authorsFlagHelp)
 	cmd.MarkFlagRequired("relay-id")
 	return cmd
 }

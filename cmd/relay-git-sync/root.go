@@ -84,6 +84,7 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 		newSSHCmd(opts),
 		newShowPubkeyCmd(opts, "show-pubkey"),
 		newWebhookCmd(opts),
+		newConnectorsCmd(opts),
 		newGenerateCmd(opts),
 		newDemoCmd(opts),
 	)

@@ -102,3 +102,68 @@ func toServerInfo(in store.SnapshotInfo) server.SnapshotInfo {
 	}
 	return out
 }
+
+func (r storeReader) History(relay, folder string, after uint64, fn func(*server.HistoryEntry) error) error {
+	f := store.FolderID{Relay: relay, Folder: folder}
+	if ok, err := r.known(f); err != nil || !ok {
+		return errors.Join(server.ErrNotFound, err)
+	}
+	var prev []store.File
+	first := true
+	return r.st.Walk(f, after, func(snap *store.Snapshot) error {
+		e := &server.HistoryEntry{SnapshotInfo: toServerInfo(store.SnapshotInfo{Seq: snap.Seq, Time: snap.Time, Users: snap.Users, Changes: snap.Changes, NumFiles: len(snap.Files)})}
+		if first {
+			e.Files = toServerFiles(snap.Files)
+			first = false
+		} else {
+			set, deleted := diffFiles(prev, snap.Files)
+			e.Set, e.Deleted = toServerFiles(set), deleted
+		}
+		prev = snap.Files
+		return fn(e)
+	})
+}
+
+// diffFiles compares two trees sorted by path: the files of cur that are
+// new or different, and the paths of prev that cur no longer has.
+func diffFiles(prev, cur []store.File) (set []store.File, deleted []string) {
+	i, j := 0, 0
+	for i < len(prev) || j < len(cur) {
+		switch {
+		case j == len(cur) || i < len(prev) && prev[i].Path < cur[j].Path:
+			deleted = append(deleted, prev[i].Path)
+			i++
+		case i == len(prev) || cur[j].Path < prev[i].Path:
+			set = append(set, cur[j])
+			j++
+		default:
+			if prev[i] != cur[j] {
+				set = append(set, cur[j])
+			}
+			i++
+			j++
+		}
+	}
+	return set, deleted
+}
+
+func toServerFiles(files []store.File) []server.File {
+	if files == nil {
+		return nil
+	}
+	out := make([]server.File, len(files))
+	for i, fl := range files {
+		out[i] = server.File{Path: fl.Path, Blob: fl.Blob.String(), Kind: fl.Kind, DocID: fl.DocID, Size: fl.Size}
+	}
+	return out
+}
+
+// HistoryConfig serves what serve recorded at start (a store that never had
+// one means the defaults: "{}").
+func (r storeReader) HistoryConfig() ([]byte, error) {
+	b, err := r.st.HistoryConfig()
+	if errors.Is(err, store.ErrNotFound) {
+		return []byte("{}"), nil
+	}
+	return b, err
+}

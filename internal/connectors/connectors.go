@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/pelletier/go-toml/v2"
@@ -30,6 +31,27 @@ type Connector struct {
 
 	// Line is where the entry starts in the file (1-based).
 	Line int `toml:"-"`
+	// Unknown lists keys of the entry that the schema does not have
+	// (ignored, as in the original; Validate reports them as likely typos).
+	Unknown []string `toml:"-"`
+
+	// Invalid marks an entry that failed the load-time checks (ParseAll
+	// only: Load and Parse leave such entries out).
+	Invalid bool `toml:"-"`
+
+	// keyLines maps each key of the entry to its line (Validate's messages).
+	keyLines map[string]int
+	// index is the entry's position in the file (0-based), for messages.
+	index int
+}
+
+// KeyLine returns the line of key in the connector's entry, or the entry's
+// own line when the key is not written in the file.
+func (c Connector) KeyLine(key string) int {
+	if l, ok := c.keyLines[key]; ok {
+		return l
+	}
+	return c.Line
 }
 
 // Problem is something wrong with the file, with the line it is on.
@@ -68,6 +90,22 @@ func Load(path string) ([]Connector, []Problem, error) {
 
 // Parse is Load for data already read; name is used in messages.
 func Parse(name string, data []byte) ([]Connector, []Problem, error) {
+	all, problems, err := ParseAll(name, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []Connector
+	for _, c := range all {
+		if !c.Invalid {
+			out = append(out, c)
+		}
+	}
+	return out, problems, nil
+}
+
+// ParseAll is Parse keeping the entries that have problems too (marked
+// Invalid), so that Validate can check everything else about them.
+func ParseAll(name string, data []byte) ([]Connector, []Problem, error) {
 	var f file
 	if err := toml.Unmarshal(data, &f); err != nil {
 		var de *toml.DecodeError
@@ -81,18 +119,24 @@ func Parse(name string, data []byte) ([]Connector, []Problem, error) {
 	var out []Connector
 	var problems []Problem
 	for i, raw := range f.GitConnector {
-		line := 0
+		line, end := 0, 0
 		if i < len(lines) {
 			line = lines[i]
+			if i+1 < len(lines) {
+				end = lines[i+1]
+			}
 		}
 		c, errs := fromMap(raw)
 		c.Line = line
+		if line > 0 {
+			c.keyLines = keyLines(data, line, end)
+		}
 		for _, e := range errs {
-			problems = append(problems, Problem{name, line, fmt.Sprintf("connector %d: %s", i+1, e)})
+			problems = append(problems, Problem{name, c.KeyLine(e.key), fmt.Sprintf("connector %d: %s", i+1, e.msg)})
 		}
-		if len(errs) == 0 {
-			out = append(out, c)
-		}
+		c.Invalid = len(errs) > 0
+		c.index = i
+		out = append(out, c)
 	}
 	return out, problems, nil
 }
@@ -106,23 +150,60 @@ func headerLines(data []byte) []int {
 	return out
 }
 
-func fromMap(m map[string]any) (Connector, []string) {
-	var errs []string
+// keyRE matches a key/value line of a table: a bare or quoted key.
+var keyRE = regexp.MustCompile(`^[ \t]*(?:([A-Za-z0-9_-]+)|"([^"\\]*)"|'([^']*)')[ \t]*=`)
+
+// keyLines returns the line of each key written between line from
+// (the entry's header) and line to (the next header; 0 = end of file).
+func keyLines(data []byte, from, to int) map[string]int {
+	out := map[string]int{}
+	for i, l := range bytes.Split(data, []byte("\n")) {
+		n := i + 1
+		if n <= from {
+			continue
+		}
+		if to > 0 && n >= to {
+			break
+		}
+		if bytes.HasPrefix(bytes.TrimSpace(l), []byte("[")) {
+			break // a sub-table or another table: the entry ended
+		}
+		if m := keyRE.FindSubmatch(l); m != nil {
+			k := string(m[1]) + string(m[2]) + string(m[3])
+			if _, dup := out[k]; !dup {
+				out[k] = n
+			}
+		}
+	}
+	return out
+}
+
+// keyError is a problem with one key of an entry.
+type keyError struct{ key, msg string }
+
+// knownKeys are the keys of a [[git_connector]] entry.
+var knownKeys = map[string]bool{
+	"shared_folder_id": true, "relay_id": true, "url": true, "branch": true,
+	"remote_name": true, "prefix": true, "known_hosts": true,
+}
+
+func fromMap(m map[string]any) (Connector, []keyError) {
+	var errs []keyError
 	str := func(key, def string, required bool) string {
 		v, ok := m[key]
 		if !ok {
 			if required {
-				errs = append(errs, fmt.Sprintf("%s is required", key))
+				errs = append(errs, keyError{key, fmt.Sprintf("%s is required", key)})
 			}
 			return def
 		}
 		s, isStr := v.(string)
 		if !isStr {
-			errs = append(errs, fmt.Sprintf("%s must be a string", key))
+			errs = append(errs, keyError{key, fmt.Sprintf("%s must be a string", key)})
 			return def
 		}
 		if s == "" && key != "prefix" && key != "known_hosts" {
-			errs = append(errs, fmt.Sprintf("%s must not be empty", key))
+			errs = append(errs, keyError{key, fmt.Sprintf("%s must not be empty", key)})
 		}
 		return s
 	}
@@ -136,15 +217,21 @@ func fromMap(m map[string]any) (Connector, []string) {
 		KnownHosts:     str("known_hosts", "", false),
 	}
 	if c.RelayID != "" && !relay.IsUUID(c.RelayID) {
-		errs = append(errs, fmt.Sprintf("relay_id %q is not a UUID", c.RelayID))
+		errs = append(errs, keyError{"relay_id", fmt.Sprintf("relay_id %q is not a UUID", c.RelayID)})
 	}
 	if c.SharedFolderID != "" && !relay.IsUUID(c.SharedFolderID) {
-		errs = append(errs, fmt.Sprintf("shared_folder_id %q is not a UUID", c.SharedFolderID))
+		errs = append(errs, keyError{"shared_folder_id", fmt.Sprintf("shared_folder_id %q is not a UUID", c.SharedFolderID)})
 	}
 	if p, err := relay.ValidatePrefix(c.Prefix); err != nil {
-		errs = append(errs, fmt.Sprintf("prefix: %v", err))
+		errs = append(errs, keyError{"prefix", fmt.Sprintf("prefix: %v", err)})
 	} else {
 		c.Prefix = p
 	}
+	for k := range m {
+		if !knownKeys[k] {
+			c.Unknown = append(c.Unknown, k)
+		}
+	}
+	sort.Strings(c.Unknown)
 	return c, errs
 }

@@ -45,9 +45,9 @@ func TestParse(t *testing.T) {
 	}
 	got := strings.Join(msgs, "\n")
 	for _, want := range []string{
-		"git_connectors.toml:8: connector 2: url must not be empty",
-		`git_connectors.toml:8: connector 2: relay_id "another-relay-uuid-here-12345678" is not a UUID`,
-		"git_connectors.toml:13: connector 3: prefix:",
+		"git_connectors.toml:11: connector 2: url must not be empty",
+		`git_connectors.toml:10: connector 2: relay_id "another-relay-uuid-here-12345678" is not a UUID`,
+		"git_connectors.toml:18: connector 3: prefix:",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems lack %q:\n%s", want, got)

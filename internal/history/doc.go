@@ -12,7 +12,12 @@
 // foreign commits produce the very same commit ids — provided they use the
 // same Config (identity and user mapping). Callers that must agree on ids
 // (the remote helper and the mirror) must therefore take the Config from the
-// same place (the server / data dir), never from their own environment.
+// same place (the server / data dir), never from their own environment:
+// `serve` and `sync` build it from their own GIT_AUTHOR_NAME, GIT_AUTHOR_EMAIL,
+// GIT_COMMITTER_NAME, GIT_COMMITTER_EMAIL (IdentityFromEnv) and --authors-file
+// and record its JSON form (Config.MarshalJSON) in the store
+// (store.SetHistoryConfig); the read API serves it at GET
+// /api/v1/history-config, and git-remote-relay synthesizes with that.
 //
 // # Commit format
 //

@@ -27,8 +27,9 @@ import "encoding/binary"
 //	'Q'     "Q"                                    badger.Sequence lease of queue keys  Open (queue.go)
 //	'q'     'q' key[8]                             queued webhook event (queueV1)      Enqueue, AckEvents (queue.go)
 //	'w'     'w' event id                           webhook id seen (empty, with TTL)   Enqueue (queue.go)
-//
-// Reserved: 'p' push state per connector.
+//	'h'     "h"                                    history config (opaque JSON)        SetHistoryConfig (settings.go)
+//	'p'     'p' relay[16] folder[16] n conn[n]     push state ('s') or owned paths     SetPushState (pushstate.go)
+//	        kind                                   ('o') of a mirror connector
 //
 // Records are hand-written binary (encoding/binary varints; see codec.go for
 // each record's fields). A reader that meets an unknown format byte returns
