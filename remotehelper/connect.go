@@ -1,0 +1,131 @@
+package remotehelper
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/history"
+)
+
+// connect opens the target and reads its history config. For a server, the
+// token is tried from, in order: the credential helpers (`git credential
+// fill`, without prompting), $RELAY_GIT_TOKEN, and a prompt on the terminal
+// (when git may prompt). A rejected credential is passed to `git credential
+// reject`, an accepted one from fill to `git credential approve`.
+func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
+	var cfg history.Config
+	t := h.target
+	if t.DataDir != "" {
+		be, err := openDataDir(t.DataDir, h.log)
+		if err != nil {
+			return nil, cfg, err
+		}
+		if cfg, err = be.historyConfig(ctx); err != nil {
+			be.close()
+			return nil, cfg, err
+		}
+		return be, cfg, nil
+	}
+
+	type attempt struct {
+		source string
+		token  string
+		cred   *credential // from git credential fill
+	}
+	try := func(a attempt) (backend, error) {
+		be := newHTTPBackend(t.Server, a.token)
+		c, err := be.historyConfig(ctx)
+		if err != nil {
+			be.close()
+			if errors.Is(err, errUnauthorized) && a.cred != nil {
+				if rerr := a.cred.reject(ctx, h.git); rerr != nil {
+					h.log.Warn("git credential reject failed", "err", rerr)
+				}
+			}
+			return nil, err
+		}
+		if a.cred != nil {
+			if aerr := a.cred.approve(ctx, h.git); aerr != nil {
+				h.log.Warn("git credential approve failed", "err", aerr)
+			}
+		}
+		cfg = c
+		return be, nil
+	}
+	next := []func() (attempt, bool){
+		func() (attempt, bool) {
+			c, ok, err := fillCredential(ctx, h.git, t.Server, false)
+			if err != nil {
+				h.log.Warn("git credential fill failed", "err", err)
+			}
+			return attempt{source: "the token from your git credential helper", token: c.password, cred: &c}, ok
+		},
+		func() (attempt, bool) {
+			tok := h.cfg.Getenv(EnvToken)
+			return attempt{source: "the token in " + EnvToken, token: tok}, tok != ""
+		},
+		func() (attempt, bool) {
+			if h.cfg.Getenv("GIT_TERMINAL_PROMPT") == "0" {
+				return attempt{}, false
+			}
+			c, ok, err := fillCredential(ctx, h.git, t.Server, true)
+			if err != nil {
+				return attempt{}, false // no terminal: nothing to ask
+			}
+			return attempt{source: "the token you typed", token: c.password, cred: &c}, ok
+		},
+	}
+	var rejected []string
+	var helperRejected bool
+	for _, n := range next {
+		a, ok := n()
+		if !ok {
+			continue
+		}
+		be, err := try(a)
+		if err == nil {
+			return be, cfg, nil
+		}
+		if !errors.Is(err, errUnauthorized) {
+			return nil, cfg, err
+		}
+		rejected = append(rejected, a.source)
+		helperRejected = helperRejected || a.cred != nil
+	}
+	if len(rejected) == 0 {
+		// No token anywhere: one request tells "no server" from "needs a token".
+		be, err := try(attempt{})
+		if err == nil {
+			return be, cfg, nil
+		}
+		if !errors.Is(err, errUnauthorized) {
+			return nil, cfg, err
+		}
+		return nil, cfg, kindErrorf(errUnauthorized, "%s needs its read API token (RELAY_GIT_API_TOKEN on the server) and none was found.\n%s", t.Server, tokenHelp(t.Server))
+	}
+	msg := fmt.Sprintf("%s rejected %s", t.Server, strings.Join(rejected, " and "))
+	if helperRejected {
+		msg += " (now removed from the credential helper with `git credential reject`)"
+	}
+	return nil, cfg, kindErrorf(errUnauthorized, "%s.\n%s", msg, tokenHelp(t.Server))
+}
+
+func tokenHelp(server string) string {
+	q, _ := credentialQuery(server)
+	return "Set " + EnvToken + "=<token>, or store the token for git's credential helper:\n  printf '" +
+		escapeNewlines(q) + "username=relay\\npassword=<token>\\n' | git credential approve"
+}
+
+func escapeNewlines(s string) string {
+	out := make([]byte, 0, len(s)+8)
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, '\\', 'n')
+			continue
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
