@@ -11,10 +11,12 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,9 +94,6 @@ func runDemo(ctx context.Context, opts *globalOptions, keep bool) error {
 	defer relaySrv.Close()
 	relayID := relaySrv.NewRelay()
 	folder := relaySrv.NewFolder(relayID)
-	if err := seedDemo(folder); err != nil {
-		return err
-	}
 	connectors := fmt.Sprintf("[[git_connector]]\nrelay_id = %q\nshared_folder_id = %q\nurl = %q\nbranch = \"main\"\n", relayID, folder.ID(), remote)
 	gitConfig := filepath.Join(dataDir, defaultConnectorsFile)
 	if err := os.WriteFile(gitConfig, []byte(connectors), 0o644); err != nil {
@@ -121,12 +120,22 @@ func runDemo(ctx context.Context, opts *globalOptions, keep bool) error {
 		return fmt.Errorf("demo: serve did not start: %w", err)
 	}
 	serveURL := "http://" + addr
-	// The seeded folder is the first snapshot (serve's startup reconcile);
-	// the scripted edits come after it.
-	if err := waitFirstSnapshot(ctx, serveURL, apiToken); err != nil {
+	// serve's startup reconcile finds the folder empty; then the seeding
+	// and the scripted edits arrive as webhooks, dated by the script.
+	if err := waitReconcile(ctx, serveURL); err != nil {
 		return err
 	}
 	relaySrv.AddWebhook(relaytest.WebhookConfig{URL: serveURL + "/webhooks", Secret: secret})
+	relaySrv.SetEditingUser("alice")
+	if err := seedDemo(folder); err != nil {
+		return err
+	}
+	if err := relaySrv.WaitWebhooks(ctx); err != nil {
+		return err
+	}
+	if err := waitFirstSnapshot(ctx, serveURL, apiToken); err != nil {
+		return err
+	}
 
 	fmt.Fprintf(opts.stdout, "Replaying an editing session into %s …\n", serveURL)
 	for _, st := range demoScript() {
@@ -177,6 +186,28 @@ Press Ctrl-C to stop.
 	}
 	fmt.Fprintln(opts.stderr, "demo stopped")
 	return nil
+}
+
+// waitReconcile polls /metrics until serve's startup reconcile is done.
+func waitReconcile(ctx context.Context, serveURL string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(serveURL + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, l := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(l, `relay_git_sync_reconciles_total{result="ok"} `) && !strings.HasSuffix(l, " 0") {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("demo: serve's startup reconcile did not finish within 30 s")
 }
 
 // waitFirstSnapshot polls the read API until a folder has a snapshot.
