@@ -149,19 +149,30 @@ func folderParams(c *gin.Context) (relayID, folder string, ok bool) {
 	return relayID, folder, true
 }
 
+// afterParam reads the optional ?after=N sequence number, answering 400
+// itself when it is not one.
+func afterParam(c *gin.Context) (uint64, bool) {
+	a, present := c.GetQuery("after")
+	if !present {
+		return 0, true
+	}
+	after, err := strconv.ParseUint(a, 10, 64)
+	if err != nil {
+		c.JSON(http.StatusBadRequest, errBody("invalid after: must be a snapshot sequence number (0 or more)"))
+		return 0, false
+	}
+	return after, true
+}
+
 // GET /api/v1/folders/:relay/:folder/snapshots?after=N
 func (s *server) snapshots(c *gin.Context) {
 	relayID, folder, ok := folderParams(c)
 	if !ok {
 		return
 	}
-	var after uint64
-	if a, present := c.GetQuery("after"); present {
-		var err error
-		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
-			c.JSON(http.StatusBadRequest, errBody("invalid after: must be a snapshot sequence number (0 or more)"))
-			return
-		}
+	after, ok := afterParam(c)
+	if !ok {
+		return
 	}
 	list, err := s.cfg.Reader.Snapshots(relayID, folder, after)
 	if err != nil {
@@ -241,13 +252,9 @@ func (s *server) history(c *gin.Context) {
 	if !ok {
 		return
 	}
-	var after uint64
-	if a, present := c.GetQuery("after"); present {
-		var err error
-		if after, err = strconv.ParseUint(a, 10, 64); err != nil {
-			c.JSON(http.StatusBadRequest, errBody("invalid after: must be a snapshot sequence number (0 or more)"))
-			return
-		}
+	after, ok := afterParam(c)
+	if !ok {
+		return
 	}
 	enc := json.NewEncoder(c.Writer)
 	enc.SetEscapeHTML(false)
