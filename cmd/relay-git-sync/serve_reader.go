@@ -25,13 +25,11 @@ func (r storeReader) Folders() ([]server.FolderSummary, error) {
 	out := make([]server.FolderSummary, 0, len(folders))
 	for _, f := range folders {
 		s := server.FolderSummary{Relay: f.Relay, Folder: f.Folder}
-		infos, err := r.st.Snapshots(f, 0)
+		seq, t, err := r.st.Head(f)
 		if err != nil {
 			return nil, err
 		}
-		if n := len(infos); n > 0 {
-			s.LatestSeq, s.LatestTime = infos[n-1].Seq, infos[n-1].Time
-		}
+		s.LatestSeq, s.LatestTime = seq, t
 		out = append(out, s)
 	}
 	return out, nil

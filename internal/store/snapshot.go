@@ -672,6 +672,25 @@ func (s *Store) Latest(f FolderID) (*Snapshot, error) {
 	return makeSnapshot(fk, st.head, st.rec, slices.Clone(st.files)), nil
 }
 
+// Head returns the sequence number and time of folder f's latest snapshot,
+// or 0 and the zero time when it has none (or is unknown). It reads the
+// state kept in memory: no history is decoded.
+func (s *Store) Head(f FolderID) (uint64, time.Time, error) {
+	fk, err := f.key()
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("store: %w", err)
+	}
+	st, err := s.folder(fk, false)
+	if err != nil || st == nil {
+		return 0, time.Time{}, err
+	}
+	defer st.mu.Unlock()
+	if st.head == 0 {
+		return 0, time.Time{}, nil
+	}
+	return st.head, st.rec.Time, nil
+}
+
 func makeSnapshot(fk folderKey, seq uint64, rec *snapRecord, files []File) *Snapshot {
 	return &Snapshot{
 		Folder:  fk.id(),
