@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 )
 
@@ -32,7 +33,7 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 	type attempt struct {
 		source string
 		token  string
-		cred   *credential // from git credential fill
+		cred   *gitcred.Credential // from git credential fill
 	}
 	try := func(a attempt) (backend, error) {
 		be := newHTTPBackend(t.Server, a.token)
@@ -40,14 +41,14 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 		if err != nil {
 			be.close()
 			if errors.Is(err, errUnauthorized) && a.cred != nil {
-				if rerr := a.cred.reject(ctx, h.git); rerr != nil {
+				if rerr := a.cred.Reject(ctx, h.git.cred()); rerr != nil {
 					h.log.Warn("git credential reject failed", "err", rerr)
 				}
 			}
 			return nil, err
 		}
 		if a.cred != nil {
-			if aerr := a.cred.approve(ctx, h.git); aerr != nil {
+			if aerr := a.cred.Approve(ctx, h.git.cred()); aerr != nil {
 				h.log.Warn("git credential approve failed", "err", aerr)
 			}
 		}
@@ -56,11 +57,11 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 	}
 	next := []func() (attempt, bool){
 		func() (attempt, bool) {
-			c, ok, err := fillCredential(ctx, h.git, t.Server, false)
+			c, ok, err := gitcred.Fill(ctx, h.git.cred(), t.Server, false)
 			if err != nil {
 				h.log.Warn("git credential fill failed", "err", err)
 			}
-			return attempt{source: "the token from your git credential helper", token: c.password, cred: &c}, ok
+			return attempt{source: "the token from your git credential helper", token: c.Password, cred: &c}, ok
 		},
 		func() (attempt, bool) {
 			tok := h.cfg.Getenv(EnvToken)
@@ -70,11 +71,11 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 			if h.cfg.Getenv("GIT_TERMINAL_PROMPT") == "0" {
 				return attempt{}, false
 			}
-			c, ok, err := fillCredential(ctx, h.git, t.Server, true)
+			c, ok, err := gitcred.Fill(ctx, h.git.cred(), t.Server, true)
 			if err != nil {
 				return attempt{}, false // no terminal: nothing to ask
 			}
-			return attempt{source: "the token you typed", token: c.password, cred: &c}, ok
+			return attempt{source: "the token you typed", token: c.Password, cred: &c}, ok
 		},
 	}
 	var rejected []string
@@ -113,19 +114,5 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 }
 
 func tokenHelp(server string) string {
-	q, _ := credentialQuery(server)
-	return "Set " + EnvToken + "=<token>, or store the token for git's credential helper:\n  printf '" +
-		escapeNewlines(q) + "username=relay\\npassword=<token>\\n' | git credential approve"
-}
-
-func escapeNewlines(s string) string {
-	out := make([]byte, 0, len(s)+8)
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			out = append(out, '\\', 'n')
-			continue
-		}
-		out = append(out, s[i])
-	}
-	return string(out)
+	return "Set " + EnvToken + "=<token>, or store the token for git's credential helper:\n  " + gitcred.ApproveCommand(server)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -31,6 +32,9 @@ func (g *gitRunner) cmd(ctx context.Context, args ...string) *exec.Cmd {
 	c.Dir = g.dir
 	return c
 }
+
+// cred is g for `git credential`.
+func (g *gitRunner) cred() gitcred.Git { return gitcred.Git{Env: g.env, Dir: g.dir} }
 
 // output runs git and returns its stdout; stderr goes into the error.
 func (g *gitRunner) output(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
