@@ -2,7 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // BenchmarkMountRead compares reading through the mount with reading the
@@ -42,9 +42,7 @@ import (
 // file through a fresh mount (store decode, hash check and FUSE) is reported
 // once as first-MB/s.
 func BenchmarkMountRead(b *testing.B) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		b.Skipf("needs /dev/fuse (%v)", err)
-	}
+	testreq.FUSE(b)
 	for _, shape := range []string{"file=64MiB", "tree=1000"} {
 		for _, cache := range []string{"warm", "cold"} {
 			b.Run(shape+"/cache="+cache, func(b *testing.B) {
@@ -102,9 +100,6 @@ func fixture(b *testing.B, shape string) *benchFixture {
 	mnt := filepath.Join(dir, "mnt")
 	os.Mkdir(mnt, 0o755)
 	fsys, err := Mount(context.Background(), mnt, source.FromStore(st), testFolder, Options{PollInterval: -1, ReadAheadKB: 1024})
-	if errors.Is(err, ErrFUSEUnavailable) {
-		b.Skipf("cannot mount FUSE here: %v", err)
-	}
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 var (
@@ -461,9 +462,7 @@ func TestHistoryNames(t *testing.T) {
 }
 
 func TestMountErrorExplains(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("explanations depend on /dev/fuse being there")
-	}
+	testreq.FUSE(t) // the explanations depend on /dev/fuse being there
 	for _, cause := range []error{syscall.EPERM, errors.New("fusermount exited with code 256")} {
 		err := mountError("/mnt/x", cause, Options{AllowOther: true})
 		if !errors.Is(err, ErrFUSEUnavailable) || !strings.Contains(err.Error(), "fuse3") {

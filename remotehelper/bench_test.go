@@ -16,6 +16,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // BenchmarkClone20k compares git-remote-relay with plain git on the same
@@ -131,9 +132,7 @@ func BenchmarkClone20k(b *testing.B) {
 // process, the stream being made concurrently).
 func BenchmarkTransports20k(b *testing.B) {
 	const snapshots, files = 20000, 300
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("git is not installed")
-	}
+	testreq.Git(b)
 	dir := b.TempDir()
 	st, err := store.Open(filepath.Join(dir, "db"), store.Options{})
 	if err != nil {

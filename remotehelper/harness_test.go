@@ -26,6 +26,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 var (
@@ -46,9 +47,7 @@ func TestMain(m *testing.M) {
 // returns the directory that holds them.
 func binaries(t testing.TB) string {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testreq.Git(t)
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "git-remote-relay-e2e-")
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 func TestParseURL(t *testing.T) {
@@ -209,9 +210,7 @@ func TestDeltas(t *testing.T) {
 // race detector sees the synthesis pipeline): a clone, then a fetch of new
 // snapshots into the same repository.
 func TestRunInProcess(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testreq.Git(t)
 	dir, v := newDataDir(t, testFolder, 5, 150, history.Config{})
 	gitDir := filepath.Join(t.TempDir(), "repo.git")
 	git := func(args ...string) string {

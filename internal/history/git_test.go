@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // gitEnv is the environment for the git CLI in tests: no user or system
@@ -31,9 +32,7 @@ func gitEnv(t *testing.T) []string {
 
 func needGit(t *testing.T) {
 	t.Helper()
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
+	testreq.Git(t)
 }
 
 // git runs the git CLI in dir with stdin and returns its stdout.

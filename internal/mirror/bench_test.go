@@ -23,6 +23,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // longHistory is a mirror repository holding a folder's long linear
@@ -227,9 +228,7 @@ func freshBare(b *testing.B) string {
 //
 // pack-MB is the size of the pack sent.
 func BenchmarkPushLongHistory(b *testing.B) {
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("git is not installed")
-	}
+	testreq.Git(b)
 	h := getLongHistory(b)
 	b.Logf("history: %d snapshots, %d objects, built in %v", h.snapshots, h.objects, h.buildTook.Round(time.Millisecond))
 	ctx := context.Background()

@@ -14,15 +14,16 @@ import (
 	"testing"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/connectors"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // gitHTTPServer serves the bare repositories under root with git
 // http-backend, behind basic auth accepting only user:token.
 func gitHTTPServer(t *testing.T, root, user, token string) *httptest.Server {
 	t.Helper()
-	execPath, err := exec.Command("git", "--exec-path").Output()
+	execPath, err := exec.Command(testreq.Git(t), "--exec-path").Output()
 	if err != nil {
-		t.Skipf("git --exec-path: %v", err)
+		t.Fatalf("git --exec-path: %v", err)
 	}
 	backend := &cgi.Handler{
 		Path: filepath.Join(strings.TrimSpace(string(execPath)), "git-http-backend"),

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 func TestPyFloatRepr(t *testing.T) {
@@ -233,12 +235,12 @@ func TestMarshalPyJSONErrors(t *testing.T) {
 }
 
 // TestMarshalPyJSONAgainstPython compares with the real json.dumps on
-// random values when a python3 interpreter is available (skipped otherwise).
+// random values (python3 is a prerequisite, see testreq).
 func TestMarshalPyJSONAgainstPython(t *testing.T) {
-	py, err := exec.LookPath("python3")
-	if err != nil || testing.Short() {
-		t.Skip("python3 not available")
+	if testing.Short() {
+		t.Skip("runs python3; run without -short")
 	}
+	py := testreq.Python3(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	const n = 300
 	values := make([]any, n)
@@ -277,7 +279,7 @@ for line in sys.stdin:
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.Output()
 	if err != nil {
-		t.Skipf("python3 failed: %v", err)
+		t.Fatalf("python3 failed: %v", err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
 	if len(lines) != 2*n {

@@ -3,8 +3,8 @@
 // git helpers to create and inspect the repositories it serves. It is
 // imported by tests only.
 //
-// Without sshd the test is skipped, except in CI (CI set), where that is a
-// failure: CI installs openssh-server (.ci/run).
+// Without sshd the test is skipped, except under CI=true, where that is a
+// failure (testreq.SSHD): CI installs openssh-server (.ci/run).
 //
 // As root, sshd logs the client in as a dedicated account, TestUser, with a
 // plain /bin/sh: root's bash and its startup files make every SSH
@@ -32,6 +32,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // TestUser is the account tests log in as when they run as root.
@@ -116,16 +118,7 @@ type Server struct {
 // Start starts sshd on a free port of 127.0.0.1 and stops it at cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := exec.LookPath("sshd")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/sshd"); serr == nil {
-			bin = "/usr/sbin/sshd"
-		} else if os.Getenv("CI") != "" {
-			t.Fatalf("sshdtest: sshd is not installed, and CI must run the SSH tests (apt-get install -y openssh-server): %v", err)
-		} else {
-			t.Skip("sshd is not installed (apt-get install -y openssh-server); skipping the SSH tests")
-		}
-	}
+	bin := testreq.SSHD(t)
 	u := SSHUser(t)
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // BenchmarkStoreSize measures how the store's size on disk compares with
@@ -50,9 +52,7 @@ func BenchmarkStoreSize(b *testing.B) {
 	if err != nil {
 		b.Skipf("editing trace not available (%v): set RELAY_TRACE to seph-blog1.json.gz", err)
 	}
-	if _, err := exec.LookPath("git"); err != nil {
-		b.Skip("git not installed")
-	}
+	testreq.Git(b)
 	snapshots := 5000
 	if s := os.Getenv("RELAY_SNAPSHOTS"); s != "" {
 		fmt.Sscan(s, &snapshots)
