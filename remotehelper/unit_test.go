@@ -231,6 +231,7 @@ func TestRunInProcess(t *testing.T) {
 		outR, outW := io.Pipe()
 		var stderr bytes.Buffer
 		done := make(chan error, 1)
+		tmp := t.TempDir() // here: TempDir may call t.Fatal, never in the goroutine
 		go func() {
 			err := Run(context.Background(), Config{Remote: "origin", URL: dir + "/" + testFolder.String(),
 				Getenv: func(k string) string {
@@ -239,7 +240,7 @@ func TestRunInProcess(t *testing.T) {
 					}
 					return ""
 				},
-				Environ: append(os.Environ(), "GIT_DIR="+gitDir), Dir: t.TempDir(),
+				Environ: append(os.Environ(), "GIT_DIR="+gitDir), Dir: tmp,
 				Stdin: inR, Stdout: outW, Stderr: &stderr})
 			outW.Close()
 			done <- err
