@@ -5,10 +5,12 @@ package connectors
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,18 +56,30 @@ func (c Connector) KeyLine(key string) int {
 	return c.Line
 }
 
-// Problem is something wrong with the file, with the line it is on.
+// Problem is something wrong with the file, with the line it is on, or
+// with Warning set something that is most likely a mistake but works.
 type Problem struct {
-	File string
-	Line int // 0 when unknown
-	Msg  string
+	File    string
+	Line    int // 0 when unknown
+	Msg     string
+	Warning bool
 }
 
 func (p Problem) Error() string {
-	if p.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	msg := p.Msg
+	if p.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, msg)
+}
+
+// SortByLine orders problems by line, those without a line first, keeping
+// the order of problems on one line.
+func SortByLine(ps []Problem) {
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(a.Line, b.Line) })
 }
 
 type file struct {
@@ -111,9 +125,9 @@ func ParseAll(name string, data []byte) ([]Connector, []Problem, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			row, _ := de.Position()
-			return nil, nil, Problem{name, row, "invalid TOML: " + de.Error()}
+			return nil, nil, Problem{File: name, Line: row, Msg: "invalid TOML: " + de.Error()}
 		}
-		return nil, nil, Problem{name, 0, "invalid TOML (is git_connector an array of tables, [[git_connector]]?): " + err.Error()}
+		return nil, nil, Problem{File: name, Msg: "invalid TOML (is git_connector an array of tables, [[git_connector]]?): " + err.Error()}
 	}
 	lines := headerLines(data)
 	var out []Connector
@@ -132,7 +146,7 @@ func ParseAll(name string, data []byte) ([]Connector, []Problem, error) {
 			c.keyLines = keyLines(data, line, end)
 		}
 		for _, e := range errs {
-			problems = append(problems, Problem{name, c.KeyLine(e.key), fmt.Sprintf("connector %d: %s", i+1, e.msg)})
+			problems = append(problems, Problem{File: name, Line: c.KeyLine(e.key), Msg: fmt.Sprintf("connector %d: %s", i+1, e.msg)})
 		}
 		c.Invalid = len(errs) > 0
 		c.index = i

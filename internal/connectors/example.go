@@ -1,8 +1,9 @@
 package connectors
 
 // Example is the file `relay-git-sync connectors init` writes: every key
-// explained, one entry per kind of remote. Its ids are placeholders (valid
-// UUIDs, so the file loads and validates as it is).
+// explained, one entry per kind of remote. Its ids and urls are
+// placeholders: valid, so the file loads and validates as it is, and
+// Warnings points them out until they are replaced.
 const Example = `# git_connectors.toml: which Relay shared folder goes to which git branch.
 #
 # relay-git-sync turns every snapshot of a shared folder into a commit and

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -161,7 +162,7 @@ func CheckBranch(name string) error {
 func Validate(name string, cs []Connector) []Problem {
 	var out []Problem
 	add := func(c Connector, i int, key, format string, args ...any) {
-		out = append(out, Problem{name, c.KeyLine(key), fmt.Sprintf("connector %d: ", i+1) + fmt.Sprintf(format, args...)})
+		out = append(out, Problem{File: name, Line: c.KeyLine(key), Msg: fmt.Sprintf("connector %d: ", i+1) + fmt.Sprintf(format, args...)})
 	}
 	dup := make([]bool, len(cs))
 	for j, c := range cs {
@@ -221,6 +222,69 @@ func Validate(name string, cs []Connector) []Problem {
 		}
 	}
 	return out
+}
+
+// Placeholders of Example, which `connectors init` writes: left as they
+// are, the file validates, but follows a folder that is not the user's and
+// pushes to a repository that is not theirs.
+var (
+	exampleIDs  = []string{"6ba7b810-9dad-11d1-80b4-00c04fd430c8", "f47ac10b-58cc-4372-a567-0e02b2c3d479"}
+	exampleURLs = []string{"git@github.com:example/notes.git", "https://gitlab.com/example/notes-backup.git",
+		"/srv/backups/notes.git", "ssh://git@git.example.com:2222/team/wiki.git"}
+)
+
+// Warnings reports what is valid but almost certainly a mistake: the
+// placeholder ids and urls of Example, and urls on the domains reserved
+// for examples (example.com, .org, .net, .example, .invalid: RFC 2606).
+// Entries are numbered as Validate numbers them.
+func Warnings(name string, cs []Connector) []Problem {
+	var out []Problem
+	for j, c := range cs {
+		i := j
+		if c.keyLines != nil || c.Line > 0 {
+			i = c.index
+		}
+		warn := func(key, format string, args ...any) {
+			out = append(out, Problem{File: name, Line: c.KeyLine(key), Warning: true,
+				Msg: fmt.Sprintf("connector %d: ", i+1) + fmt.Sprintf(format, args...)})
+		}
+		for _, k := range []struct{ key, id, what string }{
+			{"relay_id", c.RelayID, "your relay's id"},
+			{"shared_folder_id", c.SharedFolderID, "the id of your shared folder"},
+		} {
+			if slices.Contains(exampleIDs, strings.ToLower(k.id)) {
+				warn(k.key, "%s %q is the example from `connectors init`: put %s here", k.key, k.id, k.what)
+			}
+		}
+		switch {
+		case slices.Contains(exampleURLs, c.URL):
+			warn("url", "url %q is the example from `connectors init`: put your repository's url here", c.URL)
+		case exampleHost(c.URL):
+			warn("url", "url %q is on a domain reserved for examples: nothing can be pushed there", Redact(c.URL))
+		}
+	}
+	return out
+}
+
+// exampleHost reports whether url u names a host on a domain reserved for
+// examples (RFC 2606).
+func exampleHost(u string) bool {
+	var host string
+	if kind, err := ClassifyURL(u); err != nil || kind == URLFile {
+		return false
+	}
+	if pu, err := url.Parse(u); err == nil && pu.Host != "" {
+		host = pu.Hostname()
+	} else if m := scpRE.FindStringSubmatch(u); m != nil {
+		host = strings.Trim(m[1], "[]")
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	for _, d := range []string{"example.com", "example.org", "example.net", "example", "invalid"} {
+		if host == d || strings.HasSuffix(host, "."+d) {
+			return true
+		}
+	}
+	return false
 }
 
 func showPrefix(p string) string {

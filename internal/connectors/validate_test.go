@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -164,6 +165,32 @@ func TestExampleValidates(t *testing.T) {
 	if ps := Validate("example", cs); len(ps) != 0 {
 		t.Errorf("example has problems: %v", ps)
 	}
+	// Left as it is, its placeholders are pointed out, on their lines.
+	var got []string
+	for _, p := range Warnings("example", cs) {
+		if !p.Warning {
+			t.Errorf("not a warning: %v", p)
+		}
+		got = append(got, p.Error())
+	}
+	lines := strings.Split(Example, "\n")
+	lineOf := func(prefix string) int {
+		for i, l := range lines {
+			if strings.HasPrefix(l, prefix) {
+				return i + 1
+			}
+		}
+		t.Fatalf("example has no line %q", prefix)
+		return 0
+	}
+	want := []string{
+		fmt.Sprintf("example:%d: warning: connector 1: relay_id \"6ba7b810-9dad-11d1-80b4-00c04fd430c8\" is the example from `connectors init`: put your relay's id here", lineOf("relay_id")),
+		fmt.Sprintf("example:%d: warning: connector 1: shared_folder_id \"f47ac10b-58cc-4372-a567-0e02b2c3d479\" is the example from `connectors init`: put the id of your shared folder here", lineOf("shared_folder_id")),
+		fmt.Sprintf("example:%d: warning: connector 1: url \"git@github.com:example/notes.git\" is the example from `connectors init`: put your repository's url here", lineOf("url")),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 	// The commented entries are valid too once uncommented.
 	var b strings.Builder
 	for _, l := range strings.Split(Example, "\n") {
@@ -181,6 +208,70 @@ func TestExampleValidates(t *testing.T) {
 		if !strings.Contains(p.Msg, `known_hosts "/data/known_hosts.example": open`) {
 			t.Errorf("uncommented example: %v", p)
 		}
+	}
+	// Every entry's ids and url are placeholders.
+	if ws := Warnings("example", cs); len(ws) != 4*3 {
+		t.Errorf("uncommented example: %d warnings, want 12: %v", len(ws), ws)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	file := `[[git_connector]]
+relay_id = "6BA7B810-9DAD-11D1-80B4-00C04FD430C8"
+shared_folder_id = "0b9d0ee4-5c43-4a6b-9f3e-2f4a8f6c1e01"
+url = "https://user:tok@git.example.com/x.git"
+
+[[git_connector]]
+relay_id = "1d4b7c2e-8f0a-4e55-b6a1-7c3e9d2f4a10"
+shared_folder_id = "0b9d0ee4-5c43-4a6b-9f3e-2f4a8f6c1e01"
+url = "deploy@EXAMPLE.ORG.:notes.git"
+
+[[git_connector]]
+relay_id = "1d4b7c2e-8f0a-4e55-b6a1-7c3e9d2f4a10"
+shared_folder_id = "0b9d0ee4-5c43-4a6b-9f3e-2f4a8f6c1e01"
+url = "ssh://git@host.invalid/x.git"
+prefix = "a"
+
+[[git_connector]]
+relay_id = "1d4b7c2e-8f0a-4e55-b6a1-7c3e9d2f4a10"
+shared_folder_id = "0b9d0ee4-5c43-4a6b-9f3e-2f4a8f6c1e01"
+url = "git@github.com:someone/example.com.git"
+prefix = "b"
+
+[[git_connector]]
+relay_id = "1d4b7c2e-8f0a-4e55-b6a1-7c3e9d2f4a10"
+shared_folder_id = "0b9d0ee4-5c43-4a6b-9f3e-2f4a8f6c1e01"
+url = "/srv/example.com/notes.git"
+prefix = "c"
+`
+	cs, problems, err := Parse("c.toml", []byte(file))
+	if err != nil || len(problems) != 0 || len(cs) != 5 {
+		t.Fatalf("Parse: %d connectors, %v %v", len(cs), problems, err)
+	}
+	var got []string
+	for _, p := range Warnings("c.toml", cs) {
+		got = append(got, p.Error())
+	}
+	want := []string{
+		`c.toml:2: warning: connector 1: relay_id "6ba7b810-9dad-11d1-80b4-00c04fd430c8" is the example from ` + "`connectors init`" + `: put your relay's id here`,
+		`c.toml:4: warning: connector 1: url "https://user:***@git.example.com/x.git" is on a domain reserved for examples: nothing can be pushed there`,
+		`c.toml:9: warning: connector 2: url "deploy@EXAMPLE.ORG.:notes.git" is on a domain reserved for examples: nothing can be pushed there`,
+		`c.toml:14: warning: connector 3: url "ssh://git@host.invalid/x.git" is on a domain reserved for examples: nothing can be pushed there`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestSortByLine(t *testing.T) {
+	ps := []Problem{{Line: 9, Msg: "a"}, {Line: 2, Msg: "b"}, {Msg: "file"}, {Line: 9, Msg: "c", Warning: true}, {Line: 2, Msg: "d"}}
+	SortByLine(ps)
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.Msg)
+	}
+	if strings.Join(got, ",") != "file,b,d,a,c" {
+		t.Errorf("sorted: %v", got)
 	}
 }
 

@@ -20,9 +20,10 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
-// BlobReader reads file contents by id; *store.Store is one.
+// BlobReader reads file contents by id; every source.Source is one (a
+// data dir or a running server's read API).
 type BlobReader interface {
-	Blob(id store.BlobID) ([]byte, error)
+	Blob(ctx context.Context, id store.BlobID) ([]byte, error)
 }
 
 // Progress is told how many of the snapshot's bytes are written.
@@ -39,23 +40,49 @@ const (
 	Zip
 )
 
-// FormatOf picks the format for an output path.
-func FormatOf(p string) Format {
+// otherArchives are extensions of archives and compressed files that
+// cannot be written: a name ending in one is refused rather than made a
+// directory, which is not what its user asked for.
+var otherArchives = []string{
+	".7z", ".rar", ".gz", ".bz2", ".tbz", ".tbz2", ".xz", ".txz", ".zst", ".tzst", ".lz", ".lzma", ".tlz", ".lz4", ".z", ".br",
+}
+
+// FormatOf picks the format for an output path from its extension: .tar,
+// .tar.gz or .tgz, .zip, and a directory for any other name. The name of
+// an archive or compressed file of another kind (.7z, .tar.bz2, .gz, …) is
+// an error.
+func FormatOf(p string) (Format, error) {
 	l := strings.ToLower(p)
 	switch {
 	case strings.HasSuffix(l, ".tar.gz"), strings.HasSuffix(l, ".tgz"):
-		return TarGz
+		return TarGz, nil
 	case strings.HasSuffix(l, ".tar"):
-		return Tar
+		return Tar, nil
 	case strings.HasSuffix(l, ".zip"):
-		return Zip
+		return Zip, nil
 	}
-	return Dir
+	ext := ""
+	if i := strings.LastIndex(l, ".tar."); i >= 0 && !strings.ContainsAny(l[i:], `/\`) {
+		ext = p[i:]
+	}
+	for _, a := range otherArchives {
+		if ext == "" && strings.HasSuffix(l, a) {
+			ext = p[len(p)-len(a):]
+		}
+	}
+	if ext != "" {
+		return Dir, fmt.Errorf("export: cannot write %s files (%s): name a .tar, .tar.gz, .tgz or .zip archive, or a directory (a name without an archive extension)", ext, p)
+	}
+	return Dir, nil
 }
 
 // Write writes snap's files to out in the format its extension names. out
 // must not exist yet.
 func Write(ctx context.Context, snap *store.Snapshot, blobs BlobReader, out string, progress Progress) error {
+	format, err := FormatOf(out)
+	if err != nil {
+		return err
+	}
 	if _, err := os.Lstat(out); err == nil {
 		return fmt.Errorf("export: %s already exists; choose a new path or remove it", out)
 	}
@@ -76,7 +103,7 @@ func Write(ctx context.Context, snap *store.Snapshot, blobs BlobReader, out stri
 	if dir == "" {
 		dir = "."
 	}
-	if FormatOf(out) == Dir {
+	if format == Dir {
 		tmp, err := os.MkdirTemp(dir, "."+base+".tmp-")
 		if err != nil {
 			return fmt.Errorf("export: %w", err)
@@ -95,7 +122,7 @@ func Write(ctx context.Context, snap *store.Snapshot, blobs BlobReader, out stri
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	err = w.toArchive(tmp, FormatOf(out))
+	err = w.toArchive(tmp, format)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -126,7 +153,7 @@ func (w *writer) each(fn func(f store.File, data []byte) error) error {
 		if err := w.ctx.Err(); err != nil {
 			return err
 		}
-		data, err := w.blobs.Blob(f.Blob)
+		data, err := w.blobs.Blob(w.ctx, f.Blob)
 		if err != nil {
 			return fmt.Errorf("export: reading %s (%s): %w", f.Path, f.Blob, err)
 		}
