@@ -95,7 +95,10 @@ line: missing or empty keys, ids that are not UUIDs, unsafe prefixes, urls
 that cannot be pushed to (ssh, https, http, file:// or an absolute path are
 accepted), invalid branch names, unreadable known_hosts files, unknown keys,
 duplicates, and connectors that would write the same paths of one branch.
-Exits with status 1 when there is any problem.`,
+Warnings point out what is valid but most likely a mistake: the example ids
+and urls that "connectors init" writes, and urls on example domains.
+Everything is printed in line order. Exits with status 1 when there is any
+problem (warnings alone do not fail).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			name := opts.GitConfigFile
@@ -112,13 +115,20 @@ Exits with status 1 when there is any problem.`,
 				return errors.New("the connectors file is not valid TOML")
 			}
 			problems = append(problems, connectors.Validate(name, conns)...)
+			errs := len(problems)
+			problems = append(problems, connectors.Warnings(name, conns)...)
+			connectors.SortByLine(problems)
 			for _, p := range problems {
 				fmt.Fprintln(opts.stdout, p.Error())
 			}
-			if len(problems) > 0 {
-				return fmt.Errorf("%d problem(s) in %s", len(problems), name)
+			warnings := ""
+			if n := len(problems) - errs; n > 0 {
+				warnings = fmt.Sprintf(", %d warning(s)", n)
 			}
-			fmt.Fprintf(opts.stdout, "%s: %d connector(s), no problems\n", name, len(conns))
+			if errs > 0 {
+				return fmt.Errorf("%d problem(s)%s in %s", errs, warnings, name)
+			}
+			fmt.Fprintf(opts.stdout, "%s: %d connector(s), no problems%s\n", name, len(conns), warnings)
 			return nil
 		},
 	}
@@ -150,7 +160,7 @@ func newConnectorsInitCmd(opts *globalOptions) *cobra.Command {
 			if err := f.Close(); err != nil {
 				return err
 			}
-			fmt.Fprintf(opts.stdout, "Wrote %s: edit the ids and the url, then run `relay-git-sync connectors validate`.\n", path)
+			fmt.Fprintf(opts.stdout, "Wrote %s: replace its example ids and url with yours, then run `relay-git-sync connectors validate`.\n", path)
 			return nil
 		},
 	}
@@ -175,7 +185,7 @@ keeps up to date (<data-dir>/mirrors/status.json).`,
 			for _, p := range problems {
 				fmt.Fprintf(opts.stderr, "skipped: %s\n", p.Error())
 			}
-			rows, note, err := connectorStatuses(opts, conns)
+			rows, note, err := connectorStatuses(opts, cmd.Root(), conns)
 			if err != nil {
 				return err
 			}
@@ -204,8 +214,9 @@ type statusRow struct {
 }
 
 // connectorStatuses reads the push states from the store, or from serve's
-// status file when serve holds the store.
-func connectorStatuses(opts *globalOptions, conns []connectors.Connector) ([]statusRow, string, error) {
+// status file when serve holds the store. A data dir without a store is an
+// error (and none is created).
+func connectorStatuses(opts *globalOptions, root *cobra.Command, conns []connectors.Connector) ([]statusRow, string, error) {
 	byKey := map[string]*statusRow{}
 	var order []string
 	for _, c := range conns {
@@ -229,17 +240,10 @@ func connectorStatuses(opts *globalOptions, conns []connectors.Connector) ([]sta
 		r.Status, r.configured = s, configured
 	}
 	note := ""
-	dbDir := filepath.Join(opts.DataDir, storeDirName)
-	if _, err := os.Stat(dbDir); errors.Is(err, os.ErrNotExist) {
-		// No store yet: nothing was ever pushed (and none is created here).
-		rows := make([]statusRow, 0, len(order))
-		for _, k := range order {
-			rows = append(rows, *byKey[k])
-		}
-		return rows, "", nil
-	}
-	st, err := store.Open(dbDir, store.Options{Logger: opts.Logger})
-	if err == nil {
+	st, err := opts.openExistingStore(root)
+	var inUse *storeInUseError
+	switch {
+	case err == nil:
 		defer st.Close()
 		states, err := st.PushStates()
 		if err != nil {
@@ -253,15 +257,17 @@ func connectorStatuses(opts *globalOptions, conns []connectors.Connector) ([]sta
 				r.latest = latest.Seq
 			}
 		}
-	} else {
+	case errors.As(err, &inUse):
 		snap, ferr := mirror.ReadStatusFile(opts.DataDir)
 		if ferr != nil {
 			return nil, "", fmt.Errorf("%w (and no status file from a running serve: %v)", err, ferr)
 		}
-		note = fmt.Sprintf("(the store is in use, by `serve` presumably; status as it wrote it at %s)", snap.Updated.Local().Format(time.DateTime))
+		note = fmt.Sprintf("(the store is in use by %s; status as serve wrote it at %s)", inUse.holder, snap.Updated.Local().Format(time.DateTime))
 		for _, s := range snap.Connectors {
 			add(s)
 		}
+	default:
+		return nil, "", err
 	}
 	rows := make([]statusRow, 0, len(order))
 	for _, k := range order {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,24 +11,30 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/export"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 func newExportCmd(opts *globalOptions) *cobra.Command {
-	var output, at string
+	var output, at, serverURL string
 	var seq uint64
 	cmd := &cobra.Command{
 		Use:   "export RELAY/FOLDER --output PATH [--snapshot SEQ | --at TIME]",
 		Short: "Write a folder as it was at a snapshot to a directory or archive",
 		Long: `Write the files of a shared folder, as they were at one snapshot, to PATH:
-a directory, or a .tar, .tar.gz (.tgz) or .zip archive chosen by PATH's
-extension. The latest snapshot is used unless --snapshot names a sequence
-number or --at a time (RFC 3339; the last snapshot at or before it).
+a .tar, .tar.gz (.tgz) or .zip archive chosen by PATH's extension, or a
+directory for a name without an archive extension (other archive names, such
+as .7z or .tar.bz2, are refused). The latest snapshot is used unless
+--snapshot names a sequence number (from 1) or --at a time (RFC 3339; the
+last snapshot at or before it).
 
 PATH must not exist. The output is written under a temporary name and renamed
-into place, so a failed export leaves nothing behind.`,
+into place, so a failed export leaves nothing behind.
+
+` + readFromHelp,
 		Example: `  relay-git-sync export $RELAY/$FOLDER --output notes.tar.gz
-  relay-git-sync export $RELAY/$FOLDER --at 2026-01-31T18:00:00Z --output notes-january`,
+  relay-git-sync export $RELAY/$FOLDER --at 2026-01-31T18:00:00Z --output notes-january
+  RELAY_GIT_TOKEN=… relay-git-sync export $RELAY/$FOLDER --server http://127.0.0.1:8000 -o notes.zip`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := parseFolderArg(args[0])
@@ -37,15 +44,28 @@ into place, so a failed export leaves nothing behind.`,
 			if output == "" {
 				return errors.New("--output is required")
 			}
+			if _, err := export.FormatOf(output); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("snapshot") && seq == 0 {
+				return errors.New("--snapshot 0: snapshots are numbered from 1 (leave --snapshot out for the latest)")
+			}
 			if seq != 0 && at != "" {
 				return errors.New("--snapshot and --at cannot be used together")
 			}
-			st, err := opts.openStore()
+			var when time.Time
+			if at != "" {
+				if when, err = time.Parse(time.RFC3339Nano, at); err != nil {
+					return fmt.Errorf("--at %q: want RFC 3339, e.g. 2026-01-31T18:00:00Z", at)
+				}
+			}
+			src, _, err := opts.openSource(cmd, serverURL)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			snap, err := pickSnapshot(st, f, seq, at)
+			defer src.Close()
+			ctx := cmd.Context()
+			snap, err := pickSnapshot(ctx, src, f, seq, when)
 			if err != nil {
 				return err
 			}
@@ -53,7 +73,7 @@ into place, so a failed export leaves nothing behind.`,
 			if isTerminal(opts.stderr) {
 				progress = progressBar(opts.stderr)
 			}
-			if err := export.Write(cmd.Context(), snap, st, output, progress); err != nil {
+			if err := export.Write(ctx, snap, src, output, progress); err != nil {
 				return err
 			}
 			if progress != nil {
@@ -64,44 +84,39 @@ into place, so a failed export leaves nothing behind.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "", "directory, .tar, .tar.gz or .zip to write (required)")
-	cmd.Flags().Uint64Var(&seq, "snapshot", 0, "sequence number of the snapshot (default: latest)")
+	cmd.Flags().Uint64Var(&seq, "snapshot", 0, "sequence number of the snapshot, from 1 (default: latest)")
 	cmd.Flags().StringVar(&at, "at", "", "time (RFC 3339): the last snapshot at or before it")
+	addServerFlag(cmd, &serverURL)
 	return cmd
 }
 
-func pickSnapshot(st *store.Store, f store.FolderID, seq uint64, at string) (*store.Snapshot, error) {
-	switch {
-	case seq != 0:
-		s, err := st.Snapshot(f, seq)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%s has no snapshot %d (see `relay-git-sync snapshots %s`)", f, seq, f)
-		}
-		return s, err
-	case at != "":
-		t, err := time.Parse(time.RFC3339Nano, at)
-		if err != nil {
-			return nil, fmt.Errorf("--at %q: want RFC 3339, e.g. 2026-01-31T18:00:00Z", at)
-		}
-		infos, err := st.Snapshots(f, 0)
+// pickSnapshot returns snapshot seq of f, or with seq 0 the last one at or
+// before at, or with at zero too the latest.
+func pickSnapshot(ctx context.Context, src source.Source, f store.FolderID, seq uint64, at time.Time) (*store.Snapshot, error) {
+	if seq == 0 && !at.IsZero() {
+		infos, err := src.Snapshots(ctx, f, 0)
 		if err != nil {
 			return nil, err
 		}
-		var pick uint64
 		for _, in := range infos {
-			if !in.Time.After(t) && in.Seq > pick {
-				pick = in.Seq
+			if !in.Time.After(at) && in.Seq > seq {
+				seq = in.Seq
 			}
 		}
-		if pick == 0 {
-			return nil, fmt.Errorf("%s has no snapshot at or before %s", f, t.UTC().Format(timeFormat))
+		if seq == 0 {
+			return nil, fmt.Errorf("%s has no snapshot at or before %s", f, at.UTC().Format(timeFormat))
 		}
-		return st.Snapshot(f, pick)
 	}
-	s, err := st.Latest(f)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%s: %w", f, errNoSnapshots)
+	s, err := src.Snapshot(ctx, f, seq)
+	switch {
+	case err == nil:
+		return s, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, err
+	case seq != 0:
+		return nil, fmt.Errorf("%s has no snapshot %d (see `relay-git-sync snapshots %s`)", f, seq, f)
 	}
-	return s, err
+	return nil, fmt.Errorf("%s: %w", f, errNoSnapshots)
 }
 
 // isTerminal reports whether w is a character device, where a progress

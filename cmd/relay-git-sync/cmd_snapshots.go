@@ -31,6 +31,7 @@ type changeJSON struct {
 
 func newSnapshotsCmd(opts *globalOptions) *cobra.Command {
 	var asJSON bool
+	var serverURL string
 	cmd := &cobra.Command{
 		Use:   "snapshots RELAY/FOLDER",
 		Short: "List a folder's snapshots, newest first",
@@ -38,20 +39,23 @@ func newSnapshotsCmd(opts *globalOptions) *cobra.Command {
 number, time (UTC, RFC 3339), number of files and what changed.
 
 With --json, print one JSON array of objects with the fields seq, time,
-files, users and changes (kind, path, old_path, doc_id).`,
-		Example: "  relay-git-sync snapshots 6ba7b810-9dad-11d1-80b4-00c04fd430c8/f47ac10b-58cc-4372-a567-0e02b2c3d479",
-		Args:    cobra.ExactArgs(1),
+files, users and changes (kind, path, old_path, doc_id).
+
+` + readFromHelp,
+		Example: `  relay-git-sync snapshots 6ba7b810-9dad-11d1-80b4-00c04fd430c8/f47ac10b-58cc-4372-a567-0e02b2c3d479
+  RELAY_GIT_TOKEN=… relay-git-sync snapshots --server http://127.0.0.1:8000 $RELAY/$FOLDER`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := parseFolderArg(args[0])
 			if err != nil {
 				return err
 			}
-			st, err := opts.openStore()
+			src, _, err := opts.openSource(cmd, serverURL)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			infos, err := st.Snapshots(f, 0)
+			defer src.Close()
+			infos, err := src.Snapshots(cmd.Context(), f, 0)
 			if err != nil {
 				return err
 			}
@@ -77,6 +81,7 @@ files, users and changes (kind, path, old_path, doc_id).`,
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON for scripts")
+	addServerFlag(cmd, &serverURL)
 	return cmd
 }
 

@@ -3,31 +3,141 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 
-	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/spf13/cobra"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // storeDirName is the Badger database's directory inside the data dir.
 const storeDirName = "db"
 
-// openStore opens the data dir's snapshot store, creating it if needed.
-func (o *globalOptions) openStore() (*store.Store, error) {
-	if err := os.MkdirAll(o.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("creating data dir: %w", err)
+// errNoStore is wrapped by the error of a read-only command whose data dir
+// has no snapshot store.
+var errNoStore = errors.New("no snapshot store")
+
+// checkStore fails, without creating anything, when the data dir holds no
+// snapshot store: a mistyped --data-dir must not get an empty one. hint
+// says what else the user could do.
+func (o *globalOptions) checkStore(hint string) error {
+	db := filepath.Join(o.DataDir, storeDirName)
+	// Badger's MANIFEST is the first file it writes: a db/ without one is
+	// not a store (and opening it would make one).
+	_, err := os.Stat(filepath.Join(db, "MANIFEST"))
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%w at %s (no %s): check --data-dir or %s, or run `relay-git-sync serve` or `sync` with it first%s",
+			errNoStore, o.DataDir, filepath.Join(db, "MANIFEST"), envDataDir, hint)
 	}
-	return store.Open(filepath.Join(o.DataDir, storeDirName), store.Options{Logger: o.Logger})
+	if err != nil {
+		return fmt.Errorf("snapshot store at %s: %w", o.DataDir, err)
+	}
+	return nil
 }
 
-// relayClient returns a client for the configured Relay Server.
-func (o *globalOptions) relayClient() (*relay.Client, error) {
-	if o.RelayServerURL == "" {
-		return nil, errors.New("no Relay Server: set --relay-server-url or " + envRelayServerURL)
+// storeInUseError is the error of opening a store that another process
+// holds (Badger allows one process per store): it names the holder and
+// says what to do.
+type storeInUseError struct {
+	dataDir, holder, todo string
+}
+
+func (e *storeInUseError) Error() string {
+	return fmt.Sprintf("data dir %s is in use by %s: %s", e.dataDir, e.holder, e.todo)
+}
+
+func (o *globalOptions) inUseError(root *cobra.Command, todo string) error {
+	return &storeInUseError{dataDir: o.DataDir, holder: lockHolder(root, filepath.Join(o.DataDir, storeDirName)), todo: todo}
+}
+
+// openExistingStore opens the data dir's store for a command that only
+// reads it, creating nothing. A store held by another process is a
+// *storeInUseError.
+func (o *globalOptions) openExistingStore(root *cobra.Command) (*store.Store, error) {
+	if err := o.checkStore(""); err != nil {
+		return nil, err
 	}
-	return relay.NewClient(relay.ClientOptions{BaseURL: o.RelayServerURL, APIKey: o.RelayServerAPIKey, Logger: o.Logger})
+	st, err := store.Open(filepath.Join(o.DataDir, storeDirName), store.Options{Logger: o.Logger})
+	// Badger formats the flock error into its message (y.Wrap keeps no
+	// chain), so only the text tells.
+	if err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock") {
+		return nil, o.inUseError(root, "stop it to read the store directly")
+	}
+	return st, err
+}
+
+// addServerFlag defines --server on a read-only command.
+func addServerFlag(cmd *cobra.Command, dst *string) {
+	cmd.Flags().StringVar(dst, "server", "", "read from the relay-git-sync serve at this URL (env "+envReadURL+"; token from env "+envReadToken+" or git's credential helper); default: the data dir")
+}
+
+// readFromHelp is the paragraph of help text on where a read-only command
+// reads from.
+const readFromHelp = `The folder is read from a running ` + "`relay-git-sync serve`" + ` when --server (or
+` + envReadURL + `) is given, with the token from ` + envReadToken + ` (the server's
+RELAY_GIT_API_TOKEN) or else from git's credential helper, as for
+git clone relay::URL; otherwise from the data dir (--data-dir), which works
+only while no serve holds it. Nothing is created in the data dir.`
+
+// openSource opens what a read-only command reads: the read API at
+// serverURL (or $RELAY_GIT_URL), else the data dir's store, which must
+// exist and not be held by another process. from describes it for
+// messages.
+func (o *globalOptions) openSource(cmd *cobra.Command, serverURL string) (src source.Source, from string, err error) {
+	if serverURL == "" {
+		serverURL = o.getenv(envReadURL)
+	}
+	if serverURL != "" {
+		src, err := source.NewHTTP(serverURL, o.readToken(cmd, serverURL), source.WithUserAgent("relay-git-sync/"+version))
+		return src, serverURL, err
+	}
+	if err := o.checkStore(", or pass --server URL to read from a running serve"); err != nil {
+		return nil, "", err
+	}
+	src, err = source.OpenDataDir(o.DataDir)
+	if errors.Is(err, source.ErrLocked) {
+		return nil, "", o.inUseError(cmd.Root(), "pass --server URL (or set "+envReadURL+") to read through it, or stop it")
+	}
+	return src, "data dir " + o.DataDir, err
+}
+
+// readToken is the read API token: $RELAY_GIT_TOKEN.
+func (o *globalOptions) readToken(_ *cobra.Command, _ string) string {
+	return o.getenv(envReadToken)
+}
+
+// lockHolder names the process holding the Badger store in db: Badger
+// writes its pid into db/LOCK, and /proc/PID/cmdline says what it runs,
+// e.g. "`relay-git-sync serve` (pid 1234)". Flags are left out (they may
+// carry secrets). Where either is missing it says as much as it knows.
+func lockHolder(root *cobra.Command, db string) string {
+	b, err := os.ReadFile(filepath.Join(db, "LOCK"))
+	if err != nil {
+		return "another process"
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return "another process"
+	}
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(raw) == 0 {
+		return fmt.Sprintf("process %d", pid)
+	}
+	argv := strings.Split(strings.TrimRight(string(raw), "\x00"), "\x00")
+	name := filepath.Base(argv[0])
+	if name == root.Name() {
+		// Find skips the flags and their values, leaving the command path.
+		if c, _, err := root.Find(argv[1:]); err == nil && c != root {
+			name = c.CommandPath()
+		}
+	}
+	return fmt.Sprintf("`%s` (pid %d)", name, pid)
 }
 
 // parseFolderArg reads a RELAY/FOLDER argument.
