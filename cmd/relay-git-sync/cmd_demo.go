@@ -46,7 +46,8 @@ as connector, then print the commands to try against it. Runs until Ctrl-C and
 cleans up after itself; with --data-dir the data dir is kept.
 
 No configuration and no network beyond loopback.`,
-		Args: cobra.NoArgs,
+		Annotations: stopsOnSignal(),
+		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			keep := cmd.Flags().Changed("data-dir") || opts.getenv(envDataDir) != ""
 			return runDemo(cmd.Context(), opts, keep)

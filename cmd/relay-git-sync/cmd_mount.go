@@ -61,7 +61,8 @@ for users other than root the fuse3 package (apt-get install fuse3).`,
 		Example: `  mkdir -p ~/notes
   RELAY_GIT_TOKEN=… relay-git-sync mount --server http://127.0.0.1:8000 $RELAY/$FOLDER ~/notes
   relay-git-sync --data-dir /var/lib/relay-git-sync mount $RELAY/$FOLDER ~/notes`,
-		Args: cobra.ExactArgs(2),
+		Annotations: stopsOnSignal(),
+		Args:        cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, err := parseFolderArg(args[0])
 			if err != nil {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/relay-git-sync/relay-git-sync/internal/connectors"
+	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -39,86 +39,20 @@ push failed.`,
 			if folderID != "" && !relay.IsUUID(folderID) {
 				return fmt.Errorf("--folder-id %q is not a UUID", folderID)
 			}
-			client, err := opts.relayClient()
-			if err != nil {
-				return err
-			}
-			st, err := opts.openStore()
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			hcfg, err := opts.historyConfig(authorsFile)
-			if err != nil {
-				return err
-			}
-			if err := recordHistoryConfig(st, hcfg, opts.Logger); err != nil {
-				return err
-			}
-
-			var folders []store.FolderID
-			if folderID != "" {
-				folders = []store.FolderID{{Relay: relayID, Folder: folderID}}
-			} else {
-				all, err := st.Folders()
-				if err != nil {
-					return err
-				}
-				for _, f := range all {
-					if f.Relay == relayID {
-						folders = append(folders, f)
-					}
-				}
-				if len(folders) == 0 {
-					return fmt.Errorf("no known folders of relay %s in %s; name one with --folder-id", relayID, opts.DataDir)
-				}
-			}
-			conns, problems, err := connectors.Load(opts.GitConfigFile)
-			if err != nil {
-				return err
-			}
-			for _, p := range problems {
-				opts.Logger.Warn("skipping connector", "problem", p.Error())
-			}
-			mirrors, err := opts.newMirrors(st, conns, hcfg)
-			if err != nil {
-				return err
-			}
-			defer mirrors.Close()
-			syncer := ingest.New(ingest.Config{Store: st, Relay: client, Logger: opts.Logger})
-			failed, pushFailed := 0, 0
-			for _, f := range folders {
-				res, err := syncer.SyncFolder(cmd.Context(), ingest.Request{Folder: f})
-				if err != nil {
-					fmt.Fprintf(opts.stdout, "%s: failed: %v\n", f, err)
-					failed++
-					continue
-				}
-				if err := st.AddFolder(f); err != nil {
-					return err
-				}
-				printResult(opts.stdout, f, res)
-				if len(res.Failed) > 0 {
-					failed++
-				}
-				// Then push the folder to its connectors, as the original's
-				// sync commits and pushes.
-				for _, r := range mirrors.PushFolder(cmd.Context(), f) {
-					printPush(opts.stdout, r)
+			return daemon.Sync(cmd.Context(), daemon.SyncConfig{
+				Config: opts.daemonConfig(authorsFile),
+				Relay:  relayID, Folder: folderID,
+				Report: func(r daemon.FolderReport) {
 					if r.Err != nil {
-						pushFailed++
+						fmt.Fprintf(opts.stdout, "%s: failed: %v\n", r.Folder, r.Err)
+						return
 					}
-				}
-			}
-			switch {
-			case failed > 0 && pushFailed > 0:
-				return fmt.Errorf("%d of %d folders not fully synced, and %d pushes failed", failed, len(folders), pushFailed)
-			case failed > 0:
-				return fmt.Errorf("%d of %d folders not fully synced", failed, len(folders))
-			case pushFailed > 0:
-				return fmt.Errorf("%d pushes failed (see `relay-git-sync connectors status`)", pushFailed)
-			}
-			return nil
+					printResult(opts.stdout, r.Folder, r.Result)
+					for _, p := range r.Pushes {
+						printPush(opts.stdout, p)
+					}
+				},
+			})
 		},
 	}
 	cmd.Flags().StringVar(&relayID, "relay-id", "", "relay UUID (required)")

@@ -14,6 +14,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/spf13/cobra"
 )
 
 func main() {
@@ -38,8 +40,20 @@ func run() int {
 	defer signal.Stop(sigs)
 
 	opts := newGlobalOptions(os.Getenv, os.Stdout, os.Stderr)
-	err := newRootCmd(opts).ExecuteContext(ctx)
-	return exitCode(context.Cause(ctx), err, os.Stderr)
+	cmd, err := newRootCmd(opts).ExecuteContextC(ctx)
+	return exitCode(context.Cause(ctx), err, isService(cmd), os.Stderr)
+}
+
+// serviceAnnotation marks the commands that run until they are told to
+// stop (serve, mount, demo): for them SIGTERM or SIGINT is the normal way
+// to end, and a clean stop exits 0 (systemd counts 143 as a failure).
+const serviceAnnotation = "relay-git-sync/stops-on-signal"
+
+// stopsOnSignal is the Annotations of such a command.
+func stopsOnSignal() map[string]string { return map[string]string{serviceAnnotation: "true"} }
+
+func isService(cmd *cobra.Command) bool {
+	return cmd != nil && cmd.Annotations[serviceAnnotation] == "true"
 }
 
 // interruptedError records which signal ended the run, so the exit status
@@ -49,10 +63,14 @@ type interruptedError struct{ sig os.Signal }
 func (e interruptedError) Error() string { return "interrupted by " + e.sig.String() }
 
 // exitCode reports err on stderr as one line and picks the exit status:
-// 128+signal after an interrupt, 1 for any other error, 0 otherwise.
-func exitCode(cause, err error, stderr io.Writer) int {
+// 128+signal after an interrupt of a one-shot command, 0 after a clean stop
+// of a service by a signal, 1 for any other error, 0 otherwise.
+func exitCode(cause, err error, service bool, stderr io.Writer) int {
 	var intr interruptedError
-	if errors.As(cause, &intr) {
+	if errors.As(cause, &intr) && service && (err == nil || errors.Is(err, context.Canceled)) {
+		return 0
+	}
+	if errors.As(cause, &intr) && !service {
 		// A command stopped by the signal usually returns context.Canceled;
 		// that says nothing the exit status does not.
 		if err != nil && !errors.Is(err, context.Canceled) {

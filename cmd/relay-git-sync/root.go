@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
 )
 
 // Environment variables read by the global flags; names match the original
@@ -71,7 +73,7 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 	pf.BoolVarP(&opts.Verbose, "verbose", "v", false, "debug logging on stderr")
 	pf.StringVar(&opts.GitConfigFile, "git-config-file", "", "git connectors file (default <data-dir>/"+defaultConnectorsFile+")")
 	pf.StringVar(&opts.RelayServerURL, "relay-server-url", "", "Relay Server base URL (env "+envRelayServerURL+")")
-	pf.StringVar(&opts.RelayServerAPIKey, "relay-server-api-key", "", "Relay Server API key (env "+envRelayServerAPIKey+")")
+	pf.StringVar(&opts.RelayServerAPIKey, "relay-server-api-key", "", "Relay Server API key (env "+envRelayServerAPIKey+"); "+shownInPS)
 
 	root.AddCommand(
 		newVersionCmd(),
@@ -126,6 +128,23 @@ func (o *globalOptions) resolve(flags *pflag.FlagSet) error {
 	o.Logger = slog.New(slog.NewTextHandler(o.stderr, &slog.HandlerOptions{Level: level}))
 	return nil
 }
+
+// daemonConfig is what serve and sync hand to the daemon: the global
+// settings and the --authors-file.
+func (o *globalOptions) daemonConfig(authorsFile string) daemon.Config {
+	return daemon.Config{
+		DataDir:           o.DataDir,
+		ConnectorsFile:    o.GitConfigFile,
+		RelayServerURL:    o.RelayServerURL,
+		RelayServerAPIKey: o.RelayServerAPIKey,
+		AuthorsFile:       authorsFile,
+		Getenv:            o.getenv,
+		Logger:            o.Logger,
+	}
+}
+
+const authorsFlagHelp = `TOML file mapping Relay user ids to git identities for Co-authored-by trailers:
+a table per user id with name and email (default <data-dir>/` + daemon.DefaultAuthorsFile + ` when present)`
 
 // requireSubcommand is the RunE of group commands (root, inspect): called
 // without a subcommand they print usage and fail, as the original CLI did.

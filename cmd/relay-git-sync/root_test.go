@@ -155,22 +155,29 @@ func TestExitCode(t *testing.T) {
 	tests := []struct {
 		name       string
 		cause, err error
+		service    bool
 		code       int
 		stderr     string
 	}{
-		{"success", nil, nil, 0, ""},
-		{"error on one line", nil, errors.New("unknown command \"x\"\n\nDid you mean this?\n\ty\n"), 1,
+		{"success", nil, nil, false, 0, ""},
+		{"error on one line", nil, errors.New("unknown command \"x\"\n\nDid you mean this?\n\ty\n"), false, 1,
 			"relay-git-sync: unknown command \"x\" Did you mean this? y\n"},
-		{"ctrl-c", interruptedError{os.Interrupt}, fmt.Errorf("serve: %w", context.Canceled), 130, ""},
-		{"sigterm", interruptedError{syscall.SIGTERM}, nil, 143, ""},
-		{"failure during interrupt is still reported", interruptedError{os.Interrupt}, errors.New("flush: disk full"), 130,
+		{"ctrl-c", interruptedError{os.Interrupt}, fmt.Errorf("sync: %w", context.Canceled), false, 130, ""},
+		{"sigterm", interruptedError{syscall.SIGTERM}, nil, false, 143, ""},
+		{"failure during interrupt is still reported", interruptedError{os.Interrupt}, errors.New("flush: disk full"), false, 130,
 			"relay-git-sync: flush: disk full\n"},
+		{"service stopped by sigterm", interruptedError{syscall.SIGTERM}, nil, true, 0, ""},
+		{"service stopped by ctrl-c", interruptedError{os.Interrupt}, fmt.Errorf("serve: %w", context.Canceled), true, 0, ""},
+		{"service failing to stop", interruptedError{syscall.SIGTERM}, errors.New("unmount: device busy"), true, 1,
+			"relay-git-sync: unmount: device busy\n"},
+		{"service failing without a signal", nil, errors.New("listening on port 80: permission denied"), true, 1,
+			"relay-git-sync: listening on port 80: permission denied\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var stderr bytes.Buffer
-			if code := exitCode(tc.cause, tc.err, &stderr); code != tc.code {
+			if code := exitCode(tc.cause, tc.err, tc.service, &stderr); code != tc.code {
 				t.Errorf("exit code = %d, want %d", code, tc.code)
 			}
 			if stderr.String() != tc.stderr {

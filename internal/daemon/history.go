@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 
 	"github.com/pelletier/go-toml/v2"
 
@@ -22,19 +23,17 @@ import (
 // git-remote-relay and the mirror read it from there (or from the read API),
 // so a clone and a connector agree on ids whatever their own environment.
 
-const authorsFlagHelp = `TOML file mapping Relay user ids to git identities for Co-authored-by trailers:
-a table per user id with name and email (default <data-dir>/authors.toml when present)`
+// DefaultAuthorsFile is read from the data dir when no authors file is named.
+const DefaultAuthorsFile = "authors.toml"
 
-const defaultAuthorsFile = "authors.toml"
-
-// historyConfig builds the config from the environment and the authors file
-// ("" = <data-dir>/authors.toml if it exists).
-func (o *globalOptions) historyConfig(authorsFile string) (history.Config, error) {
-	author, committer := history.IdentityFromEnv(o.getenv)
+// HistoryConfig builds the config from the environment and the authors file
+// ("" = <dataDir>/authors.toml if it exists).
+func HistoryConfig(getenv func(string) string, dataDir, authorsFile string) (history.Config, error) {
+	author, committer := history.IdentityFromEnv(getenv)
 	cfg := history.Config{Author: author, Committer: committer}
 	explicit := authorsFile != ""
 	if !explicit {
-		authorsFile = o.DataDir + string(os.PathSeparator) + defaultAuthorsFile
+		authorsFile = filepath.Join(dataDir, DefaultAuthorsFile)
 	}
 	data, err := os.ReadFile(authorsFile)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
@@ -85,9 +84,9 @@ func parseAuthors(data []byte) (map[string]history.Identity, error) {
 	return out, nil
 }
 
-// recordHistoryConfig stores cfg as the data dir's history config, warning
+// RecordHistoryConfig stores cfg as the data dir's history config, warning
 // when it replaces a different one (every commit id changes with it).
-func recordHistoryConfig(st *store.Store, cfg history.Config, log *slog.Logger) error {
+func RecordHistoryConfig(st *store.Store, cfg history.Config, log *slog.Logger) error {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return err

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -10,17 +10,15 @@ import (
 	"testing"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
-	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 func TestHistoryConfigFromEnvAndAuthors(t *testing.T) {
 	dir := t.TempDir()
 	env := map[string]string{"GIT_AUTHOR_NAME": "Notes Bot", "GIT_AUTHOR_EMAIL": "bot@example.com"}
-	opts := newGlobalOptions(func(k string) string { return env[k] }, nil, nil)
-	opts.DataDir = dir
+	getenv := func(k string) string { return env[k] }
 
-	cfg, err := opts.historyConfig("")
+	cfg, err := HistoryConfig(getenv, dir, "")
 	want := history.Config{Author: history.Identity{Name: "Notes Bot", Email: "bot@example.com"},
 		Committer: history.Identity{Name: "Notes Bot", Email: "bot@example.com"}}
 	if err != nil || !reflect.DeepEqual(cfg, want) {
@@ -30,13 +28,13 @@ func TestHistoryConfigFromEnvAndAuthors(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "authors.toml"), []byte("[\"u-1\"]\nname = \"Ada\"\nemail = \"ada@example.com\"\n\n[u-2]\nname = \"Bob\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err = opts.historyConfig("")
+	cfg, err = HistoryConfig(getenv, dir, "")
 	want.Authors = map[string]history.Identity{"u-1": {Name: "Ada", Email: "ada@example.com"}, "u-2": {Name: "Bob"}}
 	if err != nil || !reflect.DeepEqual(cfg, want) {
 		t.Fatalf("with authors.toml: %+v, %v", cfg, err)
 	}
 	// An explicit file must exist, and mistakes are reported with where.
-	if _, err := opts.historyConfig(filepath.Join(dir, "nope.toml")); err == nil {
+	if _, err := HistoryConfig(getenv, dir, filepath.Join(dir, "nope.toml")); err == nil {
 		t.Error("a missing --authors-file was accepted")
 	}
 	for content, msg := range map[string]string{
@@ -48,7 +46,7 @@ func TestHistoryConfigFromEnvAndAuthors(t *testing.T) {
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := opts.historyConfig(p); err == nil || !strings.Contains(err.Error(), msg) {
+		if _, err := HistoryConfig(getenv, dir, p); err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%q: %v, want %q", content, err, msg)
 		}
 	}
@@ -64,14 +62,14 @@ func TestRecordHistoryConfig(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	a := history.Config{Author: history.Identity{Name: "A", Email: "a@example.com"}}
 	for range 2 {
-		if err := recordHistoryConfig(st, a, log); err != nil {
+		if err := RecordHistoryConfig(st, a, log); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if logs.Len() != 0 {
 		t.Errorf("warned without a change: %s", logs.String())
 	}
-	if err := recordHistoryConfig(st, history.Config{}, log); err != nil {
+	if err := RecordHistoryConfig(st, history.Config{}, log); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(logs.String(), "history config changed") {
@@ -80,31 +78,6 @@ func TestRecordHistoryConfig(t *testing.T) {
 	raw, err := st.HistoryConfig()
 	var got history.Config
 	if err != nil || json.Unmarshal(raw, &got) != nil || !reflect.DeepEqual(got, history.Config{}) {
-		t.Errorf("recorded %s, %v", raw, err)
-	}
-}
-
-// `sync` records the identity of its environment in the data dir.
-func TestSyncRecordsHistoryConfig(t *testing.T) {
-	srv := relaytest.NewServer(relaytest.Options{APIKey: "k"})
-	defer srv.Close()
-	f := srv.NewFolder(srv.NewRelay())
-	if _, err := f.AddMarkdown("/a.md", "a\n"); err != nil {
-		t.Fatal(err)
-	}
-	dataDir := t.TempDir()
-	env := map[string]string{"RELAY_SERVER_URL": srv.URL(), "RELAY_SERVER_API_KEY": "k", "RELAY_GIT_DATA_DIR": dataDir,
-		"GIT_COMMITTER_NAME": "Sync Job", "GIT_COMMITTER_EMAIL": "sync@example.com"}
-	if _, _, _, err := execute(t, env, "sync", "--relay-id", f.RelayID(), "--folder-id", f.ID()); err != nil {
-		t.Fatal(err)
-	}
-	st, err := store.Open(filepath.Join(dataDir, storeDirName), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	raw, err := st.HistoryConfig()
-	if err != nil || string(raw) != `{"author":{"name":"Relay Git Sync","email":"relay-git-sync@noreply.invalid"},"committer":{"name":"Sync Job","email":"sync@example.com"}}` {
 		t.Errorf("recorded %s, %v", raw, err)
 	}
 }
