@@ -215,6 +215,13 @@ func (r *remote) send(ctx context.Context, sess transport.ReceivePackSession, ar
 	old, new plumbing.Hash, pack func(w io.Writer) error) (pushResult, error) {
 	req := packp.NewReferenceUpdateRequestFromCapabilities(ar.Capabilities)
 	req.Commands = []*packp.Command{{Name: ref, Old: old, New: new}}
+	// The remote's messages (its fsck's findings, a hook's output) come on
+	// the side band: kept, so that a refusal can name its cause.
+	msgs := &remoteMessages{}
+	if ar.Capabilities.Supports(capability.Sideband64k) {
+		req.Capabilities.Set(capability.Sideband64k)
+		req.Progress = msgs
+	}
 	pr, pw := io.Pipe()
 	req.Packfile = pr
 	done := make(chan error, 1)
@@ -228,11 +235,11 @@ func (r *remote) send(ctx context.Context, sess transport.ReceivePackSession, ar
 	packErr := <-done
 	if rs != nil {
 		if rs.UnpackStatus != "ok" {
-			return pushResult{}, fmt.Errorf("push to %s failed: the remote could not unpack: %s", r.display, rs.UnpackStatus)
+			return pushResult{}, fmt.Errorf("push to %s failed: the remote could not unpack: %s%s", r.display, rs.UnpackStatus, msgs.cause())
 		}
 		for _, cs := range rs.CommandStatuses {
 			if cs.Status != "ok" {
-				return pushResult{rejected: true}, fmt.Errorf("push to %s rejected: %s: %s", r.display, cs.ReferenceName, cs.Status)
+				return pushResult{rejected: true}, fmt.Errorf("push to %s rejected: %s: %s%s", r.display, cs.ReferenceName, cs.Status, msgs.cause())
 			}
 		}
 	}
@@ -246,6 +253,36 @@ func (r *remote) send(ctx context.Context, sess transport.ReceivePackSession, ar
 		return pushResult{}, fmt.Errorf("writing the pack for %s: %w", r.display, packErr)
 	}
 	return pushResult{}, nil
+}
+
+// maxRemoteMessages bounds what is kept of the remote's side-band messages.
+const maxRemoteMessages = 64 << 10
+
+// remoteMessages keeps the start of what the remote says during a push.
+type remoteMessages struct{ b []byte }
+
+func (m *remoteMessages) Write(p []byte) (int, error) {
+	if room := maxRemoteMessages - len(m.b); room > 0 {
+		m.b = append(m.b, p[:min(len(p), room)]...)
+	}
+	return len(p), nil
+}
+
+// cause returns the remote's error lines ("error: object …: gitmodulesUrl:
+// disallowed submodule url", "fatal: fsck error in packed object"), joined
+// on one line after ": remote says: ", or "" when it said none.
+func (m *remoteMessages) cause() string {
+	var lines []string
+	for l := range strings.FieldsFuncSeq(string(m.b), func(r rune) bool { return r == '\n' || r == '\r' }) {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "error:") || strings.HasPrefix(l, "fatal:") || strings.HasPrefix(l, "remote: error:") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return " (remote says: " + strings.Join(lines, "; ") + ")"
 }
 
 // supportsOFSDelta reports whether packs may use offset deltas.
