@@ -15,11 +15,12 @@ const (
 	OutcomeBadRequest   = "bad_request"  // 400: not UTF-8 JSON, invalid payload, unreadable body
 	OutcomeTooLarge     = "too_large"    // 413
 	OutcomeError        = "error"        // 500: the EventSink failed
+	OutcomeUnavailable  = "unavailable"  // 503: no space left to store the event
 )
 
 var webhookOutcomes = []string{
 	OutcomeAccepted, OutcomeDuplicate, OutcomeUnauthorized,
-	OutcomeBadRequest, OutcomeTooLarge, OutcomeError,
+	OutcomeBadRequest, OutcomeTooLarge, OutcomeError, OutcomeUnavailable,
 }
 
 // Metrics are the Prometheus metrics of `relay-git-sync serve`. NewMetrics
@@ -124,4 +125,37 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.Reconciles.WithLabelValues("ok")
 	m.Reconciles.WithLabelValues("error")
 	return m, nil
+}
+
+// registerDiskMetrics registers gauges read from space at every scrape:
+// relay_git_sync_data_dir_free_bytes, relay_git_sync_data_dir_reserve_bytes
+// and relay_git_sync_data_dir_full (1 while writes are refused).
+func registerDiskMetrics(reg prometheus.Registerer, space func() (free, reserve uint64, err error)) error {
+	read := func(pick func(free, reserve uint64, err error) float64) func() float64 {
+		return func() float64 { return pick(space()) }
+	}
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relay_git_sync_data_dir_free_bytes",
+			Help: "Bytes free on the data dir's file system.",
+		}, read(func(free, _ uint64, _ error) float64 { return float64(free) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relay_git_sync_data_dir_reserve_bytes",
+			Help: "Bytes the store keeps free for the database's own writes; writes are refused below it.",
+		}, read(func(_, reserve uint64, _ error) float64 { return float64(reserve) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "relay_git_sync_data_dir_full",
+			Help: "1 while writes (and webhooks) are refused for lack of space on the data dir, else 0.",
+		}, read(func(_, _ uint64, err error) float64 {
+			if err != nil {
+				return 1
+			}
+			return 0
+		})),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("server: registering data dir metrics: %w", err)
+		}
+	}
+	return nil
 }

@@ -147,9 +147,13 @@ type Config struct {
 	Events         EventSink
 	Reader         Reader                          // required when APIToken is set
 	Health         func(ctx context.Context) error // /health checks the store; nil = always healthy
-	PublicKey      func() (pub string, err error)  // /api/pubkey; ErrNoSSHKey when SSH_PRIVATE_KEY unset; nil = ErrNoSSHKey
-	Logger         *slog.Logger                    // nil = discard
-	Registry       *prometheus.Registry            // metrics registered here; /metrics serves it (nil = a new registry)
+	// DiskSpace reports the data dir's free bytes and the store's reserve;
+	// a non-nil error means writes are refused for lack of space (/health
+	// answers 503 with it). It also feeds the data dir metrics. nil = none.
+	DiskSpace func() (free, reserve uint64, err error)
+	PublicKey func() (pub string, err error) // /api/pubkey; ErrNoSSHKey when SSH_PRIVATE_KEY unset; nil = ErrNoSSHKey
+	Logger    *slog.Logger                   // nil = discard
+	Registry  *prometheus.Registry           // metrics registered here; /metrics serves it (nil = a new registry)
 	// Metrics, when non-nil, must have been created by NewMetrics(Registry);
 	// the serve command creates them first so that the store and ingest can
 	// update them. nil = New creates them on Registry.
@@ -261,6 +265,11 @@ func newServer(cfg Config) (*server, error) {
 		return nil, err
 	}
 	s.docs = docs
+	if cfg.DiskSpace != nil {
+		if err := registerDiskMetrics(s.cfg.Registry, cfg.DiskSpace); err != nil {
+			return nil, err
+		}
+	}
 
 	s.log.Info("webhook authentication", "mode", s.auth.String())
 	if cfg.APIToken == "" {
@@ -347,6 +356,12 @@ func (s *server) observe(c *gin.Context) {
 // health answers GET and HEAD /health: 200 when Config.Health reports no
 // error within 5 seconds, else 503.
 func (s *server) health(c *gin.Context) {
+	if s.cfg.DiskSpace != nil {
+		if _, _, err := s.cfg.DiskSpace(); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unhealthy", "error": err.Error()})
+			return
+		}
+	}
 	if s.cfg.Health != nil {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), 5*time.Second)
 		defer cancel()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -21,6 +22,7 @@ var (
 	errInvalidJSON       = errBody("Invalid JSON payload")
 	errInvalidPayloadMsg = errBody("Invalid webhook payload")
 	errInternal          = errBody("Internal server error")
+	errNoSpace           = errBody("Service unavailable: no space left to store the event durably")
 )
 
 // webhook handles POST /webhooks: authenticate (§2), read at most
@@ -130,6 +132,16 @@ func (s *server) webhook(c *gin.Context) {
 	}
 
 	dup, err := s.cfg.Events.Enqueue(c.Request.Context(), ev)
+	if errors.Is(err, syscall.ENOSPC) {
+		// The store refuses writes on a (nearly) full disk rather than
+		// crash: the event is not acknowledged. The Relay Server does not
+		// retry; the next reconcile picks the change up once space is back.
+		outcome = OutcomeUnavailable
+		c.JSON(http.StatusServiceUnavailable, errNoSpace)
+		log.Warn("webhook not accepted: no space left to store it", "outcome", outcome,
+			"relay", ev.Relay, "doc", ev.Doc, "event_id", ev.ID, "err", err, "remote", c.ClientIP())
+		return
+	}
 	if err != nil {
 		outcome = OutcomeError
 		c.JSON(http.StatusInternalServerError, errInternal)

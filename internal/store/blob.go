@@ -123,6 +123,11 @@ func (s *Store) PutBlob(data []byte, base BlobID) (BlobID, error) {
 		return BlobID{}, fmt.Errorf("store: blob %s (base %s): %w", id, base, err)
 	}
 	key := blobKey(id)
+	release, err := s.reserveSpace(len(rec))
+	if err != nil {
+		return BlobID{}, fmt.Errorf("store: writing blob %s: %w", id, err)
+	}
+	defer release()
 	err = s.db.Update(func(txn *badger.Txn) error {
 		if _, err := txn.Get(key); err == nil {
 			return nil // stored meanwhile

@@ -190,7 +190,12 @@ func (s *Store) commitBatch(batch []*enqReq, attempt int) {
 
 func (s *Store) writeBatch(batch []*enqReq) ([]enqRes, error) {
 	res := make([]enqRes, len(batch))
-	err := s.db.Update(func(txn *badger.Txn) error {
+	release, err := s.reserveSpace(256 * len(batch))
+	if err != nil {
+		return res, err
+	}
+	defer release()
+	err = s.db.Update(func(txn *badger.Txn) error {
 		seen := map[string]bool{}
 		for i, r := range batch {
 			ev := r.ev

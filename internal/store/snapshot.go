@@ -503,7 +503,14 @@ func (s *Store) commitWithDocs(fk folderKey, write func(*badger.Txn) error, docs
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	err := s.db.Update(func(txn *badger.Txn) error {
+	// Snapshot records and checkpoints are compressed and usually small;
+	// the reserve's slack covers them, and doc states are counted here.
+	release, err := s.reserveSpace(128 * (len(ids) + len(drop)))
+	if err != nil {
+		return err
+	}
+	defer release()
+	err = s.db.Update(func(txn *badger.Txn) error {
 		for _, id := range ids {
 			if err := txn.Set(docStateKey(fk, id), encodeDocState(docs[id])); err != nil {
 				return err

@@ -50,6 +50,8 @@ type Store struct {
 
 	queueSeq *badger.Sequence // webhook queue keys (queue.go)
 
+	space *spaceGuard // nil in memory (space.go)
+
 	// The group-commit committer of Enqueue (queue.go).
 	enqMu     sync.RWMutex
 	enqClosed bool
@@ -142,6 +144,11 @@ func Open(dir string, o Options) (*Store, error) {
 	if !o.InMemory && dir == "" {
 		return nil, errors.New("store: no data directory given")
 	}
+	if !o.InMemory {
+		if err := checkSpaceToOpen(dir); err != nil {
+			return nil, err
+		}
+	}
 	db, err := badger.Open(badgerOptions(dir, o))
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -164,6 +171,9 @@ func Open(dir string, o Options) (*Store, error) {
 		ckptMinGap: checkpointMinEntries,
 		ckptMaxGap: checkpointMaxGap,
 		folders:    map[folderKey]*folderState{},
+	}
+	if !o.InMemory {
+		s.space = &spaceGuard{dir: dir, log: s.log, lsm: func() int64 { lsm, _ := db.Size(); return lsm }}
 	}
 	if o.InMemory {
 		// In memory every value must stay in the LSM tree, which takes
