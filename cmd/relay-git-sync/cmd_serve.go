@@ -60,6 +60,9 @@ Webhooks "whsec_" signing secret. See 'relay-git-sync webhook keygen'.
 The read API (/api/v1, used by git-remote-relay and the mount) needs
 RELAY_GIT_API_TOKEN; /metrics serves Prometheus metrics, /docs the API docs.
 
+SIGTERM or SIGINT stops it cleanly (in-flight requests finish, unprocessed
+events stay queued for the next start) with exit status 0.
+
 Secrets given as flags (--webhook-secret, --api-token, --relay-server-api-key)
 can be read by every user of the machine in the process list: set them in
 the environment or name files holding them (--webhook-secret-file,
