@@ -1,7 +1,9 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
@@ -30,5 +32,33 @@ func TestSyncRecordsHistoryConfig(t *testing.T) {
 	raw, err := st.HistoryConfig()
 	if err != nil || string(raw) != `{"author":{"name":"Relay Git Sync","email":"relay-git-sync@noreply.invalid"},"committer":{"name":"Sync Job","email":"sync@example.com"}}` {
 		t.Errorf("recorded %s, %v", raw, err)
+	}
+}
+
+// serve's secrets: a flag and its -file together, an empty file, and a
+// secret of only white space are refused before anything is created.
+func TestServeSecretSettings(t *testing.T) {
+	dir := t.TempDir()
+	empty, spaces := filepath.Join(dir, "empty"), filepath.Join(dir, "spaces")
+	must(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	must(t, os.WriteFile(spaces, []byte("   \n"), 0o600))
+	dataDir := filepath.Join(dir, "data")
+	env := map[string]string{"RELAY_SERVER_URL": "http://127.0.0.1:1", "RELAY_GIT_DATA_DIR": dataDir}
+	for want, args := range map[string][]string{
+		"--webhook-secret and --webhook-secret-file both given": {"--webhook-secret", "x", "--webhook-secret-file", spaces},
+		"--api-token-file " + empty + " is empty":               {"--webhook-secret-file", spaces, "--api-token-file", empty},
+		"only white space": {"--webhook-secret-file", spaces},
+	} {
+		_, _, _, err := execute(t, env, append([]string{"serve", "--port", "0"}, args...)...)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("serve %v: %v, want %q", args, err, want)
+		}
+	}
+	env["WEBHOOK_SECRET"] = "  "
+	if _, _, _, err := execute(t, env, "serve", "--port", "0"); err == nil || !strings.Contains(err.Error(), "only white space") {
+		t.Errorf("serve with WEBHOOK_SECRET of spaces: %v", err)
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("a refused serve created the data dir: %v", err)
 	}
 }
