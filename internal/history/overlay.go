@@ -10,6 +10,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -54,6 +55,9 @@ func (s *Synthesizer) Overlay(base plumbing.Hash, prefix string, everOwned func(
 	if prefix != "" {
 		if err := checkPath(prefix); err != nil {
 			return plumbing.ZeroHash, fmt.Errorf("history: prefix: %w", err)
+		}
+		if gitpath.PathChecks(prefix, gitpath.Tree) {
+			return plumbing.ZeroHash, fmt.Errorf("history: prefix %q has a name git or a Windows checkout cannot take; choose another prefix", prefix)
 		}
 		comps = strings.Split(prefix, "/")
 	}
@@ -132,8 +136,16 @@ func (s *Synthesizer) merge(base plumbing.Hash, d *dirNode, rel string, owned fu
 	}
 	out := make([]rawEntry, 0, len(entries)+len(kidsOf(d)))
 	changed := false
+	// base's entries carry git names: match d's by theirs (d is rehashed).
+	var ours map[string]*entry
+	if d != nil {
+		ours = make(map[string]*entry, len(d.order))
+		for _, k := range d.order {
+			ours[k.git] = k
+		}
+	}
 	for _, e := range entries {
-		if d != nil && d.kids[e.name] != nil {
+		if ours[e.name] != nil {
 			continue // handled with d's entries
 		}
 		if e.isDir() {
@@ -158,7 +170,7 @@ func (s *Synthesizer) merge(base plumbing.Hash, d *dirNode, rel string, owned fu
 		for i, e := range entries {
 			byName[e.name] = i
 		}
-		for name, k := range d.kids {
+		for name, k := range ours {
 			changed = true // refined below by comparing hashes
 			var b *rawEntry
 			if i, ok := byName[name]; ok {

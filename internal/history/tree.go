@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -34,7 +35,8 @@ type dirNode struct {
 
 // entry is a file (sub == nil) or a directory of a dirNode.
 type entry struct {
-	name string
+	name string // in the snapshot
+	git  string // in the tree (see gitpath): set when the dirNode's order is
 	sub  *dirNode
 	blob plumbing.Hash
 }
@@ -197,8 +199,6 @@ func checkPath(p string) error {
 		switch {
 		case c == "", c == ".", c == "..":
 			return fmt.Errorf("path %q: empty, \".\" or \"..\" component", p)
-		case strings.EqualFold(c, ".git"):
-			return fmt.Errorf("path %q: .git component", p)
 		case strings.IndexByte(c, 0) >= 0:
 			return fmt.Errorf("path %q: NUL byte", p)
 		}
@@ -270,11 +270,25 @@ func (s *Synthesizer) rehash(d *dirNode) error {
 	}
 	if d.order == nil {
 		d.order = make([]*entry, 0, len(d.kids))
+		renamed := false
 		for _, e := range d.kids {
 			d.order = append(d.order, e)
+			e.git = e.name
+			renamed = renamed || gitpath.Check(e.name, gitpath.Tree) != 0
+		}
+		if renamed {
+			// Names git, Windows or a file system cannot take get safe
+			// ones, chosen among their siblings (gitpath.Siblings).
+			names := make([]string, len(d.order))
+			for i, e := range d.order {
+				names[i] = e.name
+			}
+			for i, g := range gitpath.Siblings(names, gitpath.Tree) {
+				d.order[i].git = g
+			}
 		}
 		slices.SortFunc(d.order, func(a, b *entry) int {
-			return gitCompare(a.name, a.sub != nil, b.name, b.sub != nil)
+			return gitCompare(a.git, a.sub != nil, b.git, b.sub != nil)
 		})
 	}
 	for _, e := range d.order {
@@ -289,13 +303,13 @@ func (s *Synthesizer) rehash(d *dirNode) error {
 		if e.sub != nil {
 			b = append(b, modeDir...)
 			b = append(b, ' ')
-			b = append(b, e.name...)
+			b = append(b, e.git...)
 			b = append(b, 0)
 			b = append(b, e.sub.hash[:]...)
 		} else {
 			b = append(b, modeFile...)
 			b = append(b, ' ')
-			b = append(b, e.name...)
+			b = append(b, e.git...)
 			b = append(b, 0)
 			b = append(b, e.blob[:]...)
 		}
