@@ -73,8 +73,34 @@ type Request struct {
 	Users []string
 	// Dirty, when not nil, lists the document ids known to have changed;
 	// other documents whose content is already stored are not fetched.
-	// Nil fetches every document and compares (a reconcile).
+	// Nil (without Sweep) fetches every document and compares.
 	Dirty map[string]bool
+	// Sweep, when not nil, makes this sync one slice of a reconcile.
+	Sweep *Sweep
+}
+
+// Sweep is one slice of a reconcile: documents whose content is stored
+// and that are not in Done are re-fetched and compared, in document id
+// order, until Max are done or Yield fires. What the slice checked is
+// recorded; the rest keeps its stored content and is left to the next
+// slice, so a reconcile that yields resumes where it stopped. Documents
+// the store has no content for (new ones, or in Dirty) are always
+// fetched: a slice never records a snapshot missing them.
+type Sweep struct {
+	// Done are the documents already checked in this reconcile.
+	Done map[string]bool
+	// Max bounds the documents checked by this slice (0 = no bound).
+	Max int
+	// Concurrency bounds the checks in flight; default 2, so that a slow
+	// Relay Server never has more than that many reconcile requests
+	// queued ahead of a webhook's.
+	Concurrency int
+	// Yield, once closed, stops the slice: no check starts, and checks in
+	// flight are abandoned (they count as not done).
+	Yield <-chan struct{}
+	// Wait, when set, is called before each check: the reconcile's rate
+	// limit. An error stops the slice like Yield.
+	Wait func(ctx context.Context) error
 }
 
 // Problem is a part of the folder that could not be synced this time. The
@@ -103,6 +129,12 @@ type Result struct {
 	// Fetched counts documents and attachments downloaded; Unchanged
 	// those whose downloaded bytes matched what is stored.
 	Fetched, Unchanged int
+	// Checked are the documents (not attachments) fetched and compared,
+	// by id: their content is now known to be current.
+	Checked []string
+	// Unchecked counts, in a sweep slice, the documents left for later
+	// slices; 0 means the reconcile has covered the whole folder.
+	Unchecked int
 }
 
 // ErrFolderNotFound means the Relay Server has no such folder document.
@@ -171,7 +203,7 @@ func (s *Syncer) SyncFolder(ctx context.Context, req Request) (*Result, error) {
 		}
 		jobs = append(jobs, &job{entry: e, state: states[e.ID], hasState: hasState(states, e.ID)})
 	}
-	s.runJobs(ctx, f, jobs, req.Dirty)
+	res.Unchecked = s.runJobs(ctx, f, jobs, req)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -197,9 +229,17 @@ func (s *Syncer) SyncFolder(ctx context.Context, req Request) (*Result, error) {
 			if j.unchanged {
 				res.Unchanged++
 			}
+			if j.entry.Kind() != relay.KindFile {
+				res.Checked = append(res.Checked, j.entry.ID)
+			}
 		}
 		files = append(files, store.File{Path: j.entry.RelPath, Blob: j.blob, Size: j.size, DocID: j.entry.ID, Kind: string(j.entry.Kind())})
-		newStates[j.entry.ID] = store.DocState{Hash: j.hash, Blob: j.blob, Path: j.entry.RelPath}
+		// Only states that changed are written: rewriting every state of
+		// a folder of 50,000 documents cost each sync about 0.15 s.
+		st := store.DocState{Hash: j.hash, Blob: j.blob, Path: j.entry.RelPath}
+		if old, ok := states[j.entry.ID]; !ok || old != st {
+			newStates[j.entry.ID] = st
+		}
 		seen[j.entry.ID] = true
 	}
 	// Entries skipped as invalid keep their previous file where the
@@ -292,13 +332,39 @@ type job struct {
 	err       error
 }
 
-func (s *Syncer) runJobs(ctx context.Context, f store.FolderID, jobs []*job, dirty map[string]bool) {
-	sem := make(chan struct{}, s.cfg.Concurrency)
+// runJobs fills every job: from the stored state where that is enough,
+// else by fetching. In a sweep slice it returns how many documents were
+// left unchecked.
+func (s *Syncer) runJobs(ctx context.Context, f store.FolderID, jobs []*job, req Request) (unchecked int) {
+	var must, checks []*job
+	for _, j := range jobs {
+		switch {
+		case !j.hasState:
+			must = append(must, j)
+		case j.entry.Kind() == relay.KindFile:
+			// Content-addressed: a matching hash needs no fetch.
+			if hex.EncodeToString(j.state.Hash[:]) != j.entry.Hash || !s.fromState(j) {
+				must = append(must, j)
+			}
+		case req.Dirty[j.entry.ID] || (req.Dirty == nil && req.Sweep == nil):
+			must = append(must, j)
+		case !s.fromState(j):
+			must = append(must, j)
+		case req.Sweep != nil && !req.Sweep.Done[j.entry.ID]:
+			checks = append(checks, j)
+		}
+	}
+	s.fetchAll(ctx, f, must, s.cfg.Concurrency)
+	if req.Sweep == nil || len(checks) == 0 || ctx.Err() != nil {
+		return len(checks)
+	}
+	return len(checks) - s.check(ctx, f, checks, req.Sweep)
+}
+
+func (s *Syncer) fetchAll(ctx context.Context, f store.FolderID, jobs []*job, concurrency int) {
+	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
-		if s.reuse(j, dirty) {
-			continue
-		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
@@ -314,29 +380,83 @@ func (s *Syncer) runJobs(ctx context.Context, f store.FolderID, jobs []*job, dir
 	wg.Wait()
 }
 
-// reuse fills j from the stored state when fetching cannot change it: an
-// attachment whose hash is the stored one, or a document not marked dirty.
-func (s *Syncer) reuse(j *job, dirty map[string]bool) bool {
-	if !j.hasState {
-		return false
+// check re-fetches documents of a sweep slice in id order until sw stops
+// it, and returns how many it checked (failures included: they are
+// reported, not retried by this reconcile). Jobs not checked keep what
+// fromState filled in.
+func (s *Syncer) check(ctx context.Context, f store.FolderID, jobs []*job, sw *Sweep) int {
+	sort.Slice(jobs, func(a, b int) bool { return jobs[a].entry.ID < jobs[b].entry.ID })
+	yctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if sw.Yield != nil {
+		go func() {
+			select {
+			case <-sw.Yield:
+				cancel()
+			case <-yctx.Done():
+			}
+		}()
 	}
-	ok := false
-	switch j.entry.Kind() {
-	case relay.KindFile:
-		ok = hex.EncodeToString(j.state.Hash[:]) == j.entry.Hash
-	default:
-		ok = dirty != nil && !dirty[j.entry.ID]
+	conc := sw.Concurrency
+	if conc <= 0 {
+		conc = 2
 	}
-	if !ok {
-		return false
+	sem := make(chan struct{}, conc)
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		abandoned int
+	)
+	started := 0
+	for _, j := range jobs {
+		if (sw.Max > 0 && started >= sw.Max) || yctx.Err() != nil {
+			break
+		}
+		if sw.Wait != nil && sw.Wait(yctx) != nil {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-yctx.Done():
+		}
+		if yctx.Err() != nil {
+			break
+		}
+		started++
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			saved := *j
+			err := s.fetch(yctx, f, j)
+			if err != nil && errors.Is(err, context.Canceled) && yctx.Err() != nil && ctx.Err() == nil {
+				// Abandoned by Yield: back to the stored state.
+				*j = saved
+				mu.Lock()
+				abandoned++
+				mu.Unlock()
+				return
+			}
+			j.err = err
+		}()
 	}
+	wg.Wait()
+	return started - abandoned
+}
+
+// fromState fills j from its stored state; false when the stored blob is
+// missing (the document must then be fetched).
+func (s *Syncer) fromState(j *job) bool {
 	has, err := s.cfg.Store.HasBlob(j.state.Blob)
 	if err != nil || !has {
 		return false
 	}
-	j.blob, j.hash = j.state.Blob, j.state.Hash
-	j.size, err = s.cfg.Store.BlobSize(j.state.Blob)
-	return err == nil
+	size, err := s.cfg.Store.BlobSize(j.state.Blob)
+	if err != nil {
+		return false
+	}
+	j.blob, j.hash, j.size = j.state.Blob, j.state.Hash, size
+	return true
 }
 
 func (s *Syncer) fetch(ctx context.Context, f store.FolderID, j *job) error {

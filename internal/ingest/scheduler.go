@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -27,9 +28,18 @@ type SchedulerConfig struct {
 	Quiet, MaxDelay time.Duration
 	// Reconcile is the interval of full sweeps that catch webhooks the
 	// Relay Server dropped; 0 disables the periodic sweep (one still runs
-	// at start).
+	// at start). A sweep re-fetches every document, so it runs below
+	// webhook work: in slices that yield to any webhook window that is
+	// due, at ReconcileRate, resuming where it stopped. A sweep still
+	// running when the next is due simply continues.
 	Reconcile time.Duration
-	// Workers bounds folders synced at once; default 2.
+	// ReconcileRate bounds the documents sweeps re-fetch per second, over
+	// all folders (each costs the Relay Server two requests); default 50.
+	// Negative means no bound.
+	ReconcileRate float64
+	// Workers bounds folders synced at once; default 2. Sweeps use at
+	// most Workers-1 of them (at least one), so webhook work always finds
+	// a worker.
 	Workers int
 	// OnSnapshot is called after each recorded snapshot.
 	OnSnapshot func(ctx context.Context, snap *store.Snapshot)
@@ -37,9 +47,9 @@ type SchedulerConfig struct {
 	OnSync func(f store.FolderID, took time.Duration, res *Result, err error)
 	// OnDepth is told the number of unacknowledged events.
 	OnDepth func(n int)
-	// OnReconcile is told how each reconcile sweep went (at start and
+	// OnReconcile is told each time sweeps are started (at start and
 	// every Reconcile): err is non-nil when the folders could not be
-	// listed. The folders' syncs are reported to OnSync as usual.
+	// listed. The sweeps' slices are reported to OnSync as syncs.
 	OnReconcile func(err error)
 	Logger      *slog.Logger
 }
@@ -63,7 +73,32 @@ type Scheduler struct {
 	// drop are keys of events for documents of no followed folder, acked
 	// in one batch per tick rather than one synced write per event.
 	drop []uint64
+	// sweeps are the reconciles under way, by folder.
+	sweeps map[store.FolderID]*sweep
+	pace   *pacer
 }
+
+// sweep is a reconcile of one folder, run as a series of slices.
+type sweep struct {
+	started time.Time
+	// done are the documents fetched since the sweep started, by a slice
+	// or by a webhook's sync: they need no check in this sweep.
+	done      map[string]bool
+	running   bool
+	yield     chan struct{} // closed to stop the running slice
+	yielded   bool
+	slices    int
+	attempts  int
+	notBefore time.Time
+}
+
+// Slices are bounded so that what a sweep finds is recorded every so
+// often: about sliceTime of checks at the configured rate.
+const (
+	sliceTime      = 10 * time.Second
+	unpacedSlice   = 1000 // documents per slice without a rate limit
+	defaultRecRate = 50
+)
 
 // window is what a folder has accumulated since its last sync.
 type window struct {
@@ -72,7 +107,6 @@ type window struct {
 	users       []string
 	newest      time.Time // newest webhook time: the snapshot's time
 	first, last time.Time // when the window opened and last grew
-	full        bool      // reconcile: fetch every document
 	attempts    int
 	notBefore   time.Time // retry backoff
 }
@@ -85,6 +119,9 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	if cfg.MaxDelay < cfg.Quiet {
 		cfg.MaxDelay = cfg.Quiet
 	}
+	if cfg.ReconcileRate == 0 {
+		cfg.ReconcileRate = defaultRecRate
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -92,7 +129,8 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	return &Scheduler{
 		cfg: cfg, log: log, notify: make(chan store.QueuedEvent, 1024),
 		pending: map[store.FolderID]*window{}, running: map[store.FolderID]bool{}, owner: map[string]store.FolderID{},
-		known: map[store.FolderID]bool{},
+		known: map[store.FolderID]bool{}, sweeps: map[store.FolderID]*sweep{},
+		pace: newPacer(cfg.ReconcileRate),
 	}
 }
 
@@ -141,24 +179,55 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.reconcileAll(now)
 		case now := <-tick.C:
 			s.ackDropped()
-		start:
-			for _, f := range s.due(now) {
-				// Never wait for a worker here: the loop must keep
-				// taking Notify calls (webhook handlers block on a full
-				// channel). Folders left over start on a later tick.
-				select {
-				case sem <- struct{}{}:
-				default:
-					break start
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					defer func() { <-sem }()
-					s.syncOne(ctx, f)
-				}()
-			}
+			s.dispatch(ctx, now, &wg, sem)
 		}
+	}
+}
+
+// dispatch starts the webhook windows that are due, then sweep slices
+// with the workers left. It never waits for a worker: the loop must keep
+// taking Notify calls (webhook handlers block on a full channel). A due
+// window that cannot start asks a running slice to yield (of its own
+// folder, or any when every worker is busy) and starts on a later tick;
+// no slice starts while a window waits.
+func (s *Scheduler) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup, sem chan struct{}) {
+	waiting := false
+	for _, f := range s.due(now) {
+		if s.yieldSlice(f) {
+			waiting = true
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			s.yieldSlice(store.FolderID{})
+			waiting = true
+			continue
+		}
+		w := s.claimWindow(f)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.syncOne(ctx, f, w)
+		}()
+	}
+	if waiting {
+		return
+	}
+	for _, f := range s.sweepsDue(now) {
+		select {
+		case sem <- struct{}{}:
+		default:
+			return
+		}
+		sw, req := s.claimSweep(f)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.sweepOne(ctx, f, sw, req)
+		}()
 	}
 }
 
@@ -216,12 +285,35 @@ func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time
 	if ev.User != "" {
 		w.users = append(w.users, ev.User)
 	}
-	if ev.Time.After(w.newest) {
-		w.newest = ev.Time
+	if t := s.eventTime(ev, now); t.After(w.newest) {
+		w.newest = t
 	}
 	w.last = now
 	s.unacked++
 	s.reportDepthLocked()
+}
+
+// FutureTolerance is how far after its receipt an event's timestamp may
+// lie: the clock skew Standard Webhooks signatures tolerate. A timestamp
+// further ahead is a wrong clock or a hostile sender; it would date a
+// commit in the future (2999) and put history out of order, so the event
+// takes its receive time instead.
+const FutureTolerance = 5 * time.Minute
+
+// eventTime is the time event ev stands for: its webhook timestamp, or its
+// receive time (now if unknown) when the timestamp is more than
+// FutureTolerance after it.
+func (s *Scheduler) eventTime(ev store.QueuedEvent, now time.Time) time.Time {
+	received := ev.Received
+	if received.IsZero() {
+		received = now
+	}
+	if ev.Time.Sub(received) <= FutureTolerance {
+		return ev.Time
+	}
+	s.log.Warn("webhook timestamp too far in the future: using the receive time",
+		"relay", ev.Relay, "doc", ev.Doc, "timestamp", ev.Time, "received", received, "tolerance", FutureTolerance)
+	return received
 }
 
 func (s *Scheduler) windowLocked(f store.FolderID, now time.Time) *window {
@@ -256,15 +348,202 @@ func (s *Scheduler) reconcileAll(now time.Time) {
 		if _, ok := s.known[f]; !ok {
 			s.known[f] = false
 		}
-		w := s.windowLocked(f, now)
-		w.full = true
-		// A reconcile needs no quiet period of its own.
-		w.first, w.last = now.Add(-s.cfg.MaxDelay), now.Add(-s.cfg.Quiet)
+		if sw := s.sweeps[f]; sw != nil {
+			s.log.Info("reconcile still running: it continues", "folder", f.String(),
+				"since", sw.started, "checked", len(sw.done))
+			continue
+		}
+		s.sweeps[f] = &sweep{started: now, done: map[string]bool{}}
 	}
 }
 
-// due returns the folders whose window is ready and not already syncing,
-// and takes their windows.
+// yieldSlice asks the running sweep slice of folder f to stop, or of any
+// folder when f is the zero FolderID. It reports whether f's slice runs.
+func (s *Scheduler) yieldSlice(f store.FolderID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f != (store.FolderID{}) {
+		sw := s.sweeps[f]
+		if sw == nil || !sw.running {
+			return false
+		}
+		if !sw.yielded {
+			sw.yielded = true
+			close(sw.yield)
+		}
+		return true
+	}
+	for _, sw := range s.sweeps {
+		if sw.running && !sw.yielded {
+			sw.yielded = true
+			close(sw.yield)
+			return false
+		}
+	}
+	return false
+}
+
+// sweepsDue returns the folders whose sweep may run a slice now, within
+// the sweeps' share of the workers.
+func (s *Scheduler) sweepsDue(now time.Time) []store.FolderID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	room := max(1, s.cfg.Workers-1)
+	var out []store.FolderID
+	for f, sw := range s.sweeps {
+		if sw.running {
+			room--
+			continue
+		}
+		if s.running[f] || now.Before(sw.notBefore) {
+			continue
+		}
+		out = append(out, f)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out[:max(0, min(room, len(out)))]
+}
+
+// claimSweep marks folder f's sweep (one sweepsDue returned) as running
+// a slice and returns the slice's request. Only the Run loop claims, so
+// what due and sweepsDue saw still holds.
+func (s *Scheduler) claimSweep(f store.FolderID) (*sweep, Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sw := s.sweeps[f]
+	sw.running, sw.yielded, sw.yield = true, false, make(chan struct{})
+	sw.slices++
+	return sw, Request{Folder: f, Sweep: &Sweep{
+		Done: maps.Clone(sw.done), Max: s.sliceDocs(), Yield: sw.yield, Wait: s.pace.wait,
+	}}
+}
+
+// sweepOne runs one slice of folder f's sweep.
+func (s *Scheduler) sweepOne(ctx context.Context, f store.FolderID, sw *sweep, req Request) {
+	start := time.Now()
+	res, err := s.cfg.Syncer.SyncFolder(ctx, req)
+	if s.cfg.OnSync != nil {
+		s.cfg.OnSync(f, time.Since(start), res, err)
+	}
+	s.mu.Lock()
+	sw.running = false
+	s.mu.Unlock()
+	if ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		s.mu.Lock()
+		sw.attempts++
+		sw.notBefore = time.Now().Add(backoff(sw.attempts))
+		s.mu.Unlock()
+		s.log.Warn("reconcile failed; will retry", "folder", f.String(), "attempt", sw.attempts, "err", err)
+		return
+	}
+	s.recorded(ctx, f, res)
+	failed := map[string]bool{}
+	for _, p := range res.Failed {
+		failed[p.DocID] = true
+	}
+	s.mu.Lock()
+	sw.attempts = 0
+	for _, id := range res.Checked {
+		sw.done[id] = true
+	}
+	// Failed documents are retried like a webhook's, with backoff, not by
+	// this sweep again.
+	for id := range failed {
+		sw.done[id] = true
+	}
+	finished := res.Unchecked == 0
+	if finished {
+		delete(s.sweeps, f)
+	}
+	s.mu.Unlock()
+	if len(failed) > 0 {
+		s.retry(f, &window{}, failed, nil)
+	}
+	if finished {
+		s.log.Info("reconcile done", "folder", f.String(), "documents", len(sw.done),
+			"slices", sw.slices, "took", time.Since(sw.started).Round(time.Millisecond))
+	} else {
+		s.log.Debug("reconcile slice done", "folder", f.String(), "checked", len(res.Checked),
+			"left", res.Unchecked, "yielded", sw.yielded)
+	}
+}
+
+// sliceDocs is the number of documents a slice checks at most.
+func (s *Scheduler) sliceDocs() int {
+	if s.cfg.ReconcileRate < 0 {
+		return unpacedSlice
+	}
+	return max(1, int(s.cfg.ReconcileRate*sliceTime.Seconds()))
+}
+
+// recorded updates the index after a successful sync and reports its
+// snapshot.
+func (s *Scheduler) recorded(ctx context.Context, f store.FolderID, res *Result) {
+	s.mu.Lock()
+	if res.Snapshot != nil {
+		for _, file := range res.Snapshot.Files {
+			s.owner[file.DocID] = f
+		}
+	}
+	// The folder's documents are indexed now: those of the last snapshot
+	// (or already indexed when nothing changed).
+	s.known[f] = true
+	s.mu.Unlock()
+	if res.Snapshot != nil {
+		s.log.Info("snapshot", "folder", f.String(), "seq", res.Snapshot.Seq, "changes", len(res.Snapshot.Changes), "files", len(res.Snapshot.Files))
+		if s.cfg.OnSnapshot != nil {
+			s.cfg.OnSnapshot(ctx, res.Snapshot)
+		}
+	}
+}
+
+// pacer spaces out reconcile checks: a token bucket of one second's
+// worth, shared by all folders.
+type pacer struct {
+	mu       sync.Mutex
+	interval time.Duration // 0 = no limit
+	burst    time.Duration
+	next     time.Time
+}
+
+func newPacer(rate float64) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	return &pacer{interval: time.Duration(float64(time.Second) / rate), burst: time.Second}
+}
+
+// wait blocks until the next check may start, or ctx ends.
+func (p *pacer) wait(ctx context.Context) error {
+	if p.interval == 0 {
+		return ctx.Err()
+	}
+	p.mu.Lock()
+	now := time.Now()
+	if earliest := now.Add(-p.burst); p.next.Before(earliest) {
+		p.next = earliest
+	}
+	at := p.next
+	p.next = p.next.Add(p.interval)
+	p.mu.Unlock()
+	d := at.Sub(now)
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// due returns the folders whose window is ready and not already syncing.
 func (s *Scheduler) due(now time.Time) []store.FolderID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -281,26 +560,26 @@ func (s *Scheduler) due(now time.Time) []store.FolderID {
 	return out
 }
 
-func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID) {
+// claimWindow takes folder f's window (one due returned) and marks the
+// folder as syncing.
+func (s *Scheduler) claimWindow(f store.FolderID) *window {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	w := s.pending[f]
-	if w == nil || s.running[f] {
-		s.mu.Unlock()
-		return
-	}
 	delete(s.pending, f)
 	s.running[f] = true
-	s.mu.Unlock()
+	return w
+}
+
+// syncOne syncs the documents of window w of folder f.
+func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.running, f)
 		s.mu.Unlock()
 	}()
 
-	req := Request{Folder: f, Time: w.newest, Users: w.users}
-	if !w.full {
-		req.Dirty = w.docs
-	}
+	req := Request{Folder: f, Time: w.newest, Users: w.users, Dirty: w.docs}
 	start := time.Now()
 	res, err := s.cfg.Syncer.SyncFolder(ctx, req)
 	if s.cfg.OnSync != nil {
@@ -311,27 +590,19 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID) {
 	}
 	if err != nil {
 		s.log.Warn("folder sync failed; will retry", "folder", f.String(), "attempt", w.attempts+1, "err", err)
-		s.retry(f, w, w.docs, w.keys, nil)
+		s.retry(f, w, w.docs, w.keys)
 		return
 	}
-	if res.Snapshot != nil {
-		s.log.Info("snapshot", "folder", f.String(), "seq", res.Snapshot.Seq, "changes", len(res.Snapshot.Changes), "files", len(res.Snapshot.Files))
-		s.mu.Lock()
-		for _, file := range res.Snapshot.Files {
-			s.owner[file.DocID] = f
-		}
-		s.mu.Unlock()
-	}
-	// The folder's documents are indexed now: those of the last snapshot
-	// (or already indexed when nothing changed).
+	s.recorded(ctx, f, res)
+	// What this sync fetched needs no check by a sweep that started
+	// before it.
 	s.mu.Lock()
-	s.known[f] = true
-	s.mu.Unlock()
-	if res.Snapshot != nil {
-		if s.cfg.OnSnapshot != nil {
-			s.cfg.OnSnapshot(ctx, res.Snapshot)
+	if sw := s.sweeps[f]; sw != nil && !sw.started.After(start) {
+		for _, id := range res.Checked {
+			sw.done[id] = true
 		}
 	}
+	s.mu.Unlock()
 	// Events of documents that failed stay queued and are retried.
 	failed := map[string]bool{}
 	for _, p := range res.Failed {
@@ -354,12 +625,12 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID) {
 		s.mu.Unlock()
 	}
 	if len(failed) > 0 {
-		s.retry(f, w, failed, keys, res.Failed)
+		s.retry(f, w, failed, keys)
 	}
 }
 
 // retry puts a window back with exponential backoff (1 s doubling to 5 min).
-func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, keys []uint64, _ []Problem) {
+func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, keys []uint64) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -372,10 +643,13 @@ func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, k
 	if old.newest.After(w.newest) {
 		w.newest = old.newest
 	}
-	w.full = w.full || old.full
 	w.attempts = old.attempts + 1
-	backoff := time.Second << min(w.attempts-1, 9)
-	w.notBefore = now.Add(min(backoff, 5*time.Minute))
+	w.notBefore = now.Add(backoff(w.attempts))
+}
+
+// backoff is the wait before attempt n+1: 1 s doubling to 5 min.
+func backoff(attempts int) time.Duration {
+	return min(time.Second<<min(attempts-1, 9), 5*time.Minute)
 }
 
 // refreshOwners rebuilds the index from document id to folder.

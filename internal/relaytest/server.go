@@ -14,8 +14,9 @@
 // error bodies and a relay-server-version header. Documents are real Yjs
 // documents built with internal/yjs; Folder methods change them the way the
 // Obsidian Relay plugin does (§4). Faults can be injected per route and id,
-// and webhooks are sent as the relay server sends them (§1), optionally
-// signed per Standard Webhooks (§2.2).
+// the server can be given a capacity in requests per second (a slow
+// server), and webhooks are sent as the relay server sends them (§1),
+// optionally signed per Standard Webhooks (§2.2).
 //
 // The package does not depend on testing: every method returns errors and is
 // safe for concurrent use.
@@ -84,6 +85,11 @@ type Options struct {
 	// plain http.Client. Set it to reach an https receiver with a test
 	// certificate.
 	WebhookClient *http.Client
+	// RequestsPerSecond, when positive, is the server's capacity: requests
+	// of every route kind are answered one after another, at most this
+	// many per second, in arrival order (a slow or overloaded server).
+	// SetRequestsPerSecond changes it.
+	RequestsPerSecond float64
 }
 
 // Route kinds for InjectFault and Requests.
@@ -150,7 +156,11 @@ type Server struct {
 	tokens  map[string]docToken
 	faults  []*faultRule
 	counts  map[string]int
+	byID    map[string]int // route + "\x00" + compound id -> requests
 	user    string
+	// rate limit (Options.RequestsPerSecond): the next free answer slot.
+	slotGap  time.Duration
+	nextSlot time.Time
 
 	hooks *hookSet
 }
@@ -180,7 +190,9 @@ func NewServer(o Options) *Server {
 		blobs:   map[string]*blob{},
 		tokens:  map[string]docToken{},
 		counts:  map[string]int{},
+		byID:    map[string]int{},
 	}
+	s.setRateLocked(o.RequestsPerSecond)
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -407,18 +419,71 @@ func (s *Server) Requests(route string) int {
 	return s.counts[route]
 }
 
+// RequestsFor returns how many requests of a route kind the server
+// received for one document or file: a compound id or the plain doc/file
+// UUID.
+func (s *Server) RequestsFor(route, id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	prefix := route + "\x00"
+	for k, c := range s.byID {
+		if cid, ok := strings.CutPrefix(k, prefix); ok && faultIDMatches(id, cid) {
+			n += c
+		}
+	}
+	return n
+}
+
 // ResetRequests zeroes the request counters.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	clear(s.counts)
+	clear(s.byID)
 }
 
-// begin counts a request and picks the fault that applies to it.
+// SetRequestsPerSecond changes Options.RequestsPerSecond (0 = no limit).
+func (s *Server) SetRequestsPerSecond(r float64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setRateLocked(r)
+}
+
+func (s *Server) setRateLocked(r float64) {
+	s.slotGap = 0
+	if r > 0 {
+		s.slotGap = time.Duration(float64(time.Second) / r)
+	}
+}
+
+// begin counts a request and picks the fault that applies to it. Under a
+// rate limit the request also takes the next answer slot: the wait is
+// added to the fault's Delay.
 func (s *Server) begin(route, cid string) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.counts[route]++
+	s.byID[route+"\x00"+cid]++
+	f := s.faultLocked(route, cid)
+	if s.slotGap > 0 {
+		now := time.Now()
+		at := s.nextSlot
+		if at.Before(now) {
+			at = now
+		}
+		s.nextSlot = at.Add(s.slotGap)
+		if wait := at.Sub(now); wait > 0 {
+			if f == nil {
+				f = &Fault{}
+			}
+			f.Delay += wait
+		}
+	}
+	return f
+}
+
+func (s *Server) faultLocked(route, cid string) *Fault {
 	for i, r := range s.faults {
 		if r.route != route || !faultIDMatches(r.id, cid) {
 			continue

@@ -487,6 +487,54 @@ func TestFaultsTimesAndIDs(t *testing.T) {
 	}
 }
 
+// A rate-limited server answers requests one after another at its rate,
+// however many arrive at once, and counts them per document.
+func TestRequestsPerSecond(t *testing.T) {
+	s := newServer(t, relaytest.Options{})
+	r := s.NewRelay()
+	f := s.NewFolder(r)
+	a, _ := f.AddMarkdown("/a.md", "a")
+	auth := func() {
+		resp, _ := do(t, "POST", s.URL()+"/doc/"+relay.CompoundID(r, a)+"/auth", "", strings.NewReader("{}"))
+		if resp.StatusCode != 200 {
+			t.Errorf("status %d", resp.StatusCode)
+		}
+	}
+	start := time.Now()
+	for range 20 {
+		auth()
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("20 requests without a limit took %v", d)
+	}
+	s.SetRequestsPerSecond(50)
+	start = time.Now()
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(auth)
+	}
+	wg.Wait()
+	// The first answer is immediate, the 20th waits 19 slots of 20 ms.
+	if d := time.Since(start); d < 370*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("20 concurrent requests at 50/s took %v, want about 380 ms", d)
+	}
+	if n := s.RequestsFor(relaytest.RouteAuth, a); n != 40 {
+		t.Fatalf("RequestsFor(auth, plain id) = %d, want 40", n)
+	}
+	if n := s.RequestsFor(relaytest.RouteAuth, relay.CompoundID(r, a)); n != 40 {
+		t.Fatalf("RequestsFor(auth, compound id) = %d, want 40", n)
+	}
+	if n := s.RequestsFor(relaytest.RouteAsUpdate, a); n != 0 {
+		t.Fatalf("RequestsFor(as-update) = %d, want 0", n)
+	}
+	s.SetRequestsPerSecond(0)
+	start = time.Now()
+	auth()
+	if d := time.Since(start); d > 200*time.Millisecond {
+		t.Fatalf("a request after lifting the limit took %v", d)
+	}
+}
+
 func TestDeterministicIDs(t *testing.T) {
 	ids := func() []string {
 		s := relaytest.NewServer(relaytest.Options{Seed: 42})
