@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -107,9 +108,18 @@ func (o *globalOptions) openSource(cmd *cobra.Command, serverURL string) (src so
 	return src, "data dir " + o.DataDir, err
 }
 
-// readToken is the read API token: $RELAY_GIT_TOKEN.
-func (o *globalOptions) readToken(_ *cobra.Command, _ string) string {
-	return o.getenv(envReadToken)
+// readToken is the read API token: $RELAY_GIT_TOKEN, else what git's
+// credential helpers hold for serverURL (as git clone relay::URL uses),
+// asked without prompting. Without either the server's 401 says what to set.
+func (o *globalOptions) readToken(cmd *cobra.Command, serverURL string) string {
+	if tok := o.getenv(envReadToken); tok != "" {
+		return tok
+	}
+	c, found, err := gitcred.Fill(cmd.Context(), gitcred.Git{}, serverURL, false)
+	if err != nil || !found {
+		return ""
+	}
+	return c.Password
 }
 
 // lockHolder names the process holding the Badger store in db: Badger

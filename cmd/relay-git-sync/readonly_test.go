@@ -202,6 +202,16 @@ func TestReadOnlyCommandsWhileServing(t *testing.T) {
 		}
 	}
 
+	// Without RELAY_GIT_TOKEN the token comes from git's credential helper.
+	gitconfig := filepath.Join(t.TempDir(), "gitconfig")
+	must(t, os.WriteFile(gitconfig, []byte("[credential]\n\thelper = \"!f() { echo username=relay; echo password="+testAPIToken+"; }; f\"\n"), 0o644))
+	t.Setenv("GIT_CONFIG_GLOBAL", gitconfig)
+	t.Setenv("GIT_CONFIG_NOSYSTEM", "1")
+	_, gotList, _, err := execute(t, map[string]string{"RELAY_GIT_URL": base}, "snapshots", folderArg)
+	if err != nil || gotList != list {
+		t.Errorf("snapshots with the token from git's credential helper: %v\n%s", err, gotList)
+	}
+
 	// A wrong token says which variable to set.
 	_, _, _, err = execute(t, map[string]string{"RELAY_GIT_TOKEN": "wrong", "RELAY_GIT_URL": base}, "snapshots", folderArg)
 	if err == nil || !strings.Contains(err.Error(), "RELAY_GIT_TOKEN") {
