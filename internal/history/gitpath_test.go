@@ -66,3 +66,18 @@ func TestHostileNamesPassFsckAndCheckout(t *testing.T) {
 		t.Errorf("clone has %d files, want %d", n, len(paths))
 	}
 }
+
+// The commit body says where a renamed file went.
+func TestMessageNotesRenamed(t *testing.T) {
+	snap := &store.Snapshot{Folder: store.FolderID{Relay: "r", Folder: "f"}, Seq: 2,
+		Files:   []store.File{{Path: ".gitmodules", Blob: store.BlobIDOf([]byte("x"))}, {Path: "a.md", Blob: store.BlobIDOf([]byte("y"))}},
+		Changes: []store.Change{{Kind: store.ChangeAdded, Path: ".gitmodules"}}}
+	m := Message(snap, nil)
+	if !strings.Contains(m, "\n  .gitmodules -> .gitmodules~") {
+		t.Fatalf("message:\n%s", m)
+	}
+	snap.Changes = []store.Change{{Kind: store.ChangeModified, Path: "a.md"}}
+	if m := Message(snap, nil); strings.Contains(m, "another name") {
+		t.Fatalf("message notes an unrenamed change:\n%s", m)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -59,8 +60,46 @@ func Message(snap *store.Snapshot, authors map[string]Identity) string {
 		}
 		b.WriteByte('\n')
 	}
+	writeRenamed(&b, snap, changes)
 	writeTrailers(&b, snap, authors)
 	return b.String()
+}
+
+// writeRenamed notes the paths that git holds under another name (see
+// gitpath): those the snapshot adds, changes or renames to, or, for a
+// snapshot without changes, all of them. Only snapshots with such a path
+// pay for working out the names.
+func writeRenamed(b *strings.Builder, snap *store.Snapshot, changes []store.Change) {
+	var want []string
+	if len(changes) == 0 {
+		for _, f := range snap.Files {
+			if gitpath.PathChecks(f.Path, gitpath.Tree) {
+				want = append(want, f.Path)
+			}
+		}
+	}
+	for _, c := range changes {
+		if c.Kind != store.ChangeDeleted && gitpath.PathChecks(c.Path, gitpath.Tree) {
+			want = append(want, c.Path)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	renamed := gitpath.Rename(snap.Files, func(f store.File) string { return f.Path }, gitpath.Tree)
+	slices.Sort(want)
+	var lines []string
+	for _, p := range slices.Compact(want) {
+		if g, ok := renamed[p]; ok {
+			lines = append(lines, "  "+quotePath(p)+" -> "+quotePath(g)+"\n")
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("In git under another name (a name git, Windows or a file system cannot take):\n")
+	b.WriteString(strings.Join(lines, ""))
+	b.WriteByte('\n')
 }
 
 func kindLabel(k store.ChangeKind) string {
