@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -169,8 +170,14 @@ func (w *writer) each(fn func(f store.File, data []byte) error) error {
 func (w *writer) toDir(root string) error {
 	mtime := w.snap.Time
 	dirs := map[string]bool{}
+	// Names over 255 bytes get gitpath's shortened names, as in git trees.
+	local := gitpath.Rename(w.snap.Files, func(f store.File) string { return f.Path }, gitpath.Local)
 	err := w.each(func(f store.File, data []byte) error {
-		p := filepath.Join(root, filepath.FromSlash(f.Path))
+		name := f.Path
+		if l, ok := local[name]; ok {
+			name = l
+		}
+		p := filepath.Join(root, filepath.FromSlash(name))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return err
 		}
