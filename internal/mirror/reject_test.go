@@ -43,3 +43,34 @@ func (tm *testManager) k(t *testing.T) *connector {
 	}
 	return tm.conns[0]
 }
+
+// A hostile .gitmodules in the folder does not block a remote that checks
+// objects (receive.fsckObjects): it is pushed under a safe name, later
+// snapshots arrive, and git fsck --strict is clean on the remote and on
+// the mirror.
+func TestHostileGitmodulesReachesFsckRemote(t *testing.T) {
+	st := openStore(t)
+	sim := newFolderSim(t, st)
+	bare := bareRepo(t)
+	gitIn(t, bare, "config", "receive.fsckObjects", "true")
+	data := t.TempDir()
+	tm := newManager(t, st, data, Config{}, connectorTo(bare, "main", ""))
+	sim.snap(map[string]string{"a.md": "alpha\n"})
+	tm.push(t)
+	sim.snap(map[string]string{".gitmodules": "[submodule \"x\"]\n\tpath = x\n\turl = -oProxyCommand=touch /tmp/pwned\n"})
+	tm.push(t)
+	sim.snap(map[string]string{"a.md": "alpha 2\n", ".gitmodules": ""})
+	res := tm.push(t)
+	if res[0].Seq != 3 {
+		t.Fatalf("remote at snapshot %d, want 3", res[0].Seq)
+	}
+	want := linearIDs(t, sim.all())
+	if got := gitIn(t, bare, "rev-parse", "main"); got != want[len(want)-1] {
+		t.Fatalf("remote main = %s, want Linear's %s", got, want[len(want)-1])
+	}
+	gitIn(t, bare, "fsck", "--strict", "--no-dangling")
+	gitIn(t, MirrorPath(data, connectorTo(bare, "main", "")), "fsck", "--strict", "--no-dangling")
+	if tree := gitIn(t, bare, "ls-tree", "--name-only", "main~1"); !strings.Contains(tree, ".gitmodules~") {
+		t.Fatalf("snapshot 2's tree:\n%s", tree)
+	}
+}
