@@ -1,9 +1,15 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
+	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 func TestParseTimeString(t *testing.T) {
@@ -125,4 +131,74 @@ func FuzzParseWebhook(f *testing.F) {
 			t.Fatalf("time not UTC: %v", p.time)
 		}
 	})
+}
+
+// storeSink queues webhook events in a store and hands them to a
+// scheduler, as serve does.
+type storeSink struct {
+	st    *store.Store
+	sched *ingest.Scheduler
+}
+
+func (s storeSink) Enqueue(_ context.Context, ev Event) (bool, error) {
+	q, dup, err := s.st.Enqueue(store.QueuedEvent{ID: ev.ID, Relay: ev.Relay, Doc: ev.Doc, Time: ev.Time, User: ev.User, Received: ev.Received})
+	if err == nil && !dup {
+		s.sched.Notify(q)
+	}
+	return dup, err
+}
+
+// Through the webhook handler, the queue and the scheduler, a webhook dated
+// 2999 gives a snapshot dated when it was received (ingest.FutureTolerance).
+func TestFutureTimestampThroughWebhook(t *testing.T) {
+	srv := relaytest.NewServer(relaytest.Options{APIKey: "server-token"})
+	t.Cleanup(srv.Close)
+	client, err := relay.NewClient(relay.ClientOptions{BaseURL: srv.URL(), APIKey: "server-token", Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	folder := srv.NewFolder(srv.NewRelay())
+	doc, err := folder.AddMarkdown("/a.md", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
+	syncer := ingest.New(ingest.Config{Store: st, Relay: client})
+	if _, err := syncer.SyncFolder(context.Background(), ingest.Request{Folder: fid}); err != nil {
+		t.Fatal(err)
+	}
+	snaps := make(chan *store.Snapshot, 8)
+	sched := ingest.NewScheduler(ingest.SchedulerConfig{Syncer: syncer, Store: st, Queue: st, Quiet: 20 * time.Millisecond,
+		OnSnapshot: func(_ context.Context, s *store.Snapshot) { snaps <- s }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- sched.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	time.Sleep(200 * time.Millisecond) // the startup reconcile of one note is over
+
+	received := time.Date(2026, 12, 2, 6, 0, 0, 0, time.UTC)
+	env := newEnv(t, func(c *Config) {
+		c.Events = storeSink{st, sched}
+		c.Now = func() time.Time { return received }
+	})
+	if err := folder.EditMarkdown("/a.md", "from the future"); err != nil {
+		t.Fatal(err)
+	}
+	w := env.do("POST", "/webhooks", webhookBody(relay.CompoundID(fid.Relay, doc), "2999-01-01T00:00:00Z"), bearer(testSecret))
+	if w.Code != 200 {
+		t.Fatalf("webhook: %d %s", w.Code, w.Body)
+	}
+	select {
+	case snap := <-snaps:
+		if !snap.Time.Equal(received) {
+			t.Errorf("snapshot time %v, want the receive time %v", snap.Time, received)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no snapshot")
+	}
 }
