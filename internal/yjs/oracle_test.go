@@ -13,8 +13,10 @@ import (
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
+	"unicode/utf16"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 // The differential suite: the real yjs (tools/yjsoracle) generates
@@ -25,37 +27,34 @@ var (
 	flagRoundTrip = flag.Int("yjs.roundtrips", 100, "random Go-edited documents to check in yjs")
 )
 
-// oracleDir returns tools/yjsoracle with its dependencies installed, or
-// skips the test. In CI a missing oracle is a failure, not a skip.
+// oracleDir returns tools/yjsoracle with its dependencies installed. Without
+// node or the packages the test is skipped, or fails under CI (testreq).
 func oracleDir(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs("../../tools/yjsoracle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, errNode := exec.LookPath("node")
-	_, errMods := os.Stat(filepath.Join(dir, "node_modules", "yjs"))
-	if errNode != nil || errMods != nil {
-		msg := "yjs oracle unavailable: install node and run `npm ci --prefix tools/yjsoracle`"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dir
+	return testreq.YjsOracle(t)
 }
 
 func runNode(t testing.TB, dir string, args ...string) []byte {
 	t.Helper()
+	out, err := node(dir, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// node runs a script of the oracle and returns its stdout; its error
+// carries the script's stderr.
+func node(dir string, args ...string) ([]byte, error) {
 	cmd := exec.Command("node", args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("node %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+		return nil, fmt.Errorf("node %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
 	}
-	return out
+	return out, nil
 }
 
 type session struct {
@@ -67,6 +66,21 @@ type session struct {
 	SkipUpdate  string            `json:"skipUpdate"`
 	SkipMissing string            `json:"skipMissing"`
 	SkipRoots   map[string]any    `json:"skipRoots"`
+	// OtherRoots holds, by artifact ("mergedUpdate", "updatesV1",
+	// "skipUpdate + skipMissing"), what yjs shows where it differs from
+	// Roots: after edits inside an emoji yjs's replicas may differ.
+	OtherRoots map[string]map[string]any `json:"otherRoots"`
+	Stats      struct {
+		SplitEdits int `json:"splitEdits"`
+	} `json:"stats"`
+}
+
+// want returns what yjs shows for the artifact.
+func (s *session) want(artifact string) map[string]any {
+	if r, ok := s.OtherRoots[artifact]; ok {
+		return r
+	}
+	return s.Roots
 }
 
 // generateSessions runs gen-sessions.mjs in parallel batches.
@@ -74,19 +88,25 @@ func generateSessions(t *testing.T, n int) string {
 	dir := oracleDir(t)
 	out := t.TempDir()
 	const batches = 2
-	var wg sync.WaitGroup
+	errs := make(chan error, batches)
 	for b := range batches {
 		count := n / batches
 		if b == 0 {
 			count += n % batches
 		}
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			runNode(t, dir, "gen-sessions.mjs", "--seed", fmt.Sprint(1000+b), "--count", fmt.Sprint(count), "--out", out)
+			_, err := node(dir, "gen-sessions.mjs", "--seed", fmt.Sprint(1000+b), "--count", fmt.Sprint(count), "--out", out)
+			errs <- err
 		}()
 	}
-	wg.Wait()
+	for range batches {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 	return out
 }
 
@@ -103,27 +123,54 @@ func TestOracleSessions(t *testing.T) {
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) {
 			t.Parallel()
-			checkSession(t, f)
+			runSession(t, f)
 		})
 	}
 }
 
 // TestFixtureSessions checks the oracle sessions committed under
 // testdata, so that part of the differential suite runs without node.
+// Among them must be edits inside emoji, including a session where yjs's
+// replicas came out different (see session.OtherRoots).
 func TestFixtureSessions(t *testing.T) {
 	files, _ := filepath.Glob("testdata/sessions/*.json")
 	if len(files) == 0 {
 		t.Fatal("no fixtures in testdata/sessions")
 	}
+	var split, replaced, diverged int
 	for _, f := range files {
-		t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) { checkSession(t, f) })
+		s := checkSession(t, f)
+		if s == nil {
+			continue
+		}
+		if s.Stats.SplitEdits > 0 {
+			split++
+		}
+		if raw, _ := json.Marshal(s.Roots); strings.Contains(string(raw), "\uFFFD") || strings.Contains(string(raw), "\ufffd") {
+			replaced++
+		}
+		if len(s.OtherRoots) > 0 {
+			diverged++
+		}
+	}
+	t.Logf("%d fixtures: %d with edits inside emoji, %d showing U+FFFD, %d where yjs replicas diverged", len(files), split, replaced, diverged)
+	if split == 0 || replaced == 0 || diverged == 0 {
+		t.Errorf("the fixtures must cover edits inside emoji (%d), their U+FFFD (%d) and diverging replicas (%d): regenerate them (testdata/sessions/README.md)", split, replaced, diverged)
 	}
 }
 
-// checkSession decodes an oracle session every way it was delivered —
-// full state, merged update, the stream of incremental updates, an update
-// with a gap and then the gap — and compares each with what yjs reported.
-func checkSession(t *testing.T, f string) {
+// checkSession checks the session in file f in a subtest named after it
+// and returns the session, or nil if it could not be read.
+func checkSession(t *testing.T, f string) *session {
+	var s *session
+	t.Run(strings.TrimSuffix(filepath.Base(f), ".json"), func(t *testing.T) { s = runSession(t, f) })
+	return s
+}
+
+// runSession decodes an oracle session every way it was delivered — full
+// state, merged update, the stream of incremental updates, an update with a
+// gap and then the gap — and compares each with what yjs reported.
+func runSession(t *testing.T, f string) *session {
 	var s session
 	raw, err := os.ReadFile(f)
 	if err != nil {
@@ -156,18 +203,18 @@ func checkSession(t *testing.T, f string) {
 			t.Errorf("root %q: inferred kind %s, yjs has %s", name, r.Kind(), kind)
 		}
 	}
-	check("merged update", s.Roots, b64(t, s.Merged))
+	check("merged update", s.want("mergedUpdate"), b64(t, s.Merged))
 	var stream [][]byte
 	for _, u := range s.Updates {
 		stream = append(stream, b64(t, u))
 	}
-	check("update stream", s.Roots, stream...)
+	check("update stream", s.want("updatesV1"), stream...)
 	if s.SkipUpdate != "" {
 		gapped := check("update with a gap", s.SkipRoots, b64(t, s.SkipUpdate))
 		if !gapped.Pending() {
 			t.Errorf("update with a gap: nothing pending")
 		}
-		check("gap filled", s.Roots, b64(t, s.SkipUpdate), b64(t, s.SkipMissing))
+		check("gap filled", s.want("skipUpdate + skipMissing"), b64(t, s.SkipUpdate), b64(t, s.SkipMissing))
 	}
 	// Re-encoding what was decoded must keep the content.
 	re, err := d.EncodeStateAsUpdate()
@@ -175,6 +222,7 @@ func checkSession(t *testing.T, f string) {
 		t.Fatal(err)
 	}
 	check("re-encoded", s.Roots, re)
+	return &s
 }
 
 func b64(t *testing.T, s string) []byte {
@@ -308,8 +356,16 @@ func TestOracleRoundTrip(t *testing.T) {
 	if len(got) != len(manifest) {
 		t.Fatalf("yjs decoded %d documents, want %d", len(got), len(manifest))
 	}
+	replaced := 0
 	for _, g := range got {
 		compareRoots(t, filepath.Base(g.File), want[g.File], kinds, g.Roots)
+		if strings.Contains(want[g.File].GetText("text").String(), "\uFFFD") {
+			replaced++
+		}
+	}
+	// Edits inside emoji leave U+FFFD; yjs must read those documents too.
+	if replaced == 0 {
+		t.Errorf("no document of the %d has an emoji split by an edit (U+FFFD): the sessions no longer edit inside emoji", len(got))
 	}
 }
 
@@ -340,11 +396,19 @@ func randomSession(t *testing.T, seed uint64) *Doc {
 		switch op := rng.IntN(10); {
 		case op < 4:
 			tx := d.GetText("text")
+			// A quarter of the edits start inside an emoji where there is one.
+			split := splitPositions(tx.String())
+			pos := func(n int) int {
+				if len(split) > 0 && rng.IntN(4) == 0 {
+					return split[rng.IntN(len(split))]
+				}
+				return rng.IntN(n)
+			}
 			if tx.Len() > 0 && rng.IntN(3) == 0 {
-				i := rng.IntN(tx.Len())
+				i := pos(tx.Len())
 				must(t, tx.Delete(i, 1+rng.IntN(min(5, tx.Len()-i))))
 			} else {
-				must(t, tx.Insert(rng.IntN(tx.Len()+1), words[rng.IntN(len(words))]))
+				must(t, tx.Insert(pos(tx.Len()+1), words[rng.IntN(len(words))]))
 			}
 		case op < 7:
 			m := d.GetMap("map")
@@ -390,6 +454,20 @@ func randomSession(t *testing.T, seed uint64) *Doc {
 		}
 	}
 	return docs[0]
+}
+
+// splitPositions returns the UTF-16 offsets of s that fall between the
+// halves of a surrogate pair.
+func splitPositions(s string) []int {
+	var ps []int
+	off := 0
+	for _, r := range s {
+		if utf16.RuneLen(r) == 2 {
+			ps = append(ps, off+1)
+		}
+		off += utf16.RuneLen(r)
+	}
+	return ps
 }
 
 func must(t testing.TB, err error) {
