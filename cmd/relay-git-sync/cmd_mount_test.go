@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 	"github.com/relay-git-sync/relay-git-sync/server"
 )
 
@@ -163,9 +164,6 @@ func runMount(t *testing.T, env map[string]string, mnt string, args ...string) (
 	for !strings.Contains(stderr.String(), "Mounted ") {
 		select {
 		case err := <-errc:
-			if strings.Contains(err.Error(), "FUSE is not available") {
-				t.Skipf("cannot mount FUSE here: %v", err)
-			}
 			t.Fatalf("mount failed: %v\n%s", err, stderr.String())
 		default:
 		}
@@ -178,9 +176,7 @@ func runMount(t *testing.T, env map[string]string, mnt string, args ...string) (
 }
 
 func TestMountCommand(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skipf("mount tests need /dev/fuse (%v)", err)
-	}
+	testreq.FUSE(t)
 	dataDir, st := mountTestStore(t)
 	url := mountTestServer(t, st)
 

@@ -11,6 +11,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/mirror"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
 
 func TestConnectorsInitValidateList(t *testing.T) {
@@ -71,9 +72,7 @@ url = "https://user:s3cret@example.com/x.git"
 // sync pushes each synced folder to its connectors and reports it; a push
 // that fails makes sync exit 1, and status shows the failure.
 func TestSyncPushesToConnectors(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git is not installed")
-	}
+	testreq.Git(t)
 	srv := relaytest.NewServer(relaytest.Options{APIKey: "k"})
 	defer srv.Close()
 	f := srv.NewFolder(srv.NewRelay())
