@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/protocol/packp"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -319,10 +320,8 @@ func (k *connector) build(ctx context.Context, ps *store.PushState, storedOwned 
 			prev = make(map[string]store.BlobID, len(snap.Files))
 			for _, f := range snap.Files {
 				prev[f.Path] = f.Blob
-				if p.owned != nil {
-					p.owned[f.Path] = true
-				}
 			}
+			ownFiles(p.owned, snap.Files)
 			var c plumbing.Hash
 			if p.linear {
 				c, err = k.synth.Append(snap, base)
@@ -398,6 +397,23 @@ func (k *connector) ownsFunc(p *plan) func(string) bool {
 	return func(path string) bool { return p.owned[path] }
 }
 
+// ownFiles adds to owned (nil: nothing to do) the paths files have in git
+// trees: the Overlay asks about tree paths, and a file git holds under
+// another name (gitpath) must be found there when it goes away.
+func ownFiles(owned map[string]bool, files []store.File) {
+	if owned == nil {
+		return
+	}
+	renamed := gitpath.Rename(files, func(f store.File) string { return f.Path }, gitpath.Tree)
+	for _, f := range files {
+		if g, ok := renamed[f.Path]; ok {
+			owned[g] = true
+		} else {
+			owned[f.Path] = true
+		}
+	}
+}
+
 func parentsOf(h plumbing.Hash) []plumbing.Hash {
 	if h.IsZero() {
 		return nil
@@ -436,11 +452,7 @@ func (k *connector) adopt(ctx context.Context, p *plan, remoteHead plumbing.Hash
 			if err := ctx.Err(); err != nil {
 				return false, err
 			}
-			if p.owned != nil {
-				for _, fl := range snap.Files {
-					p.owned[fl.Path] = true
-				}
-			}
+			ownFiles(p.owned, snap.Files)
 			if linear {
 				if head, err = k.synth.Append(snap, head); err != nil {
 					return false, err

@@ -74,3 +74,25 @@ func TestHostileGitmodulesReachesFsckRemote(t *testing.T) {
 		t.Fatalf("snapshot 2's tree:\n%s", tree)
 	}
 }
+
+// Over foreign history (the Overlay), a file git holds under another name
+// leaves the remote when it leaves the folder; the foreign file stays.
+func TestRenamedFileLeavesRemoteOverForeignHistory(t *testing.T) {
+	st := openStore(t)
+	sim := newFolderSim(t, st)
+	bare := bareRepo(t)
+	clone := foreignClone(t, bare)
+	commitFiles(t, clone, "readme", map[string]string{"README": "foreign\n"})
+	gitIn(t, clone, "push", "-q", "origin", "HEAD:main")
+	tm := newManager(t, st, t.TempDir(), Config{}, connectorTo(bare, "main", ""))
+	sim.snap(map[string]string{"a.md": "alpha\n", "aux.md": "x\n"})
+	tm.push(t)
+	if tree := gitIn(t, bare, "ls-tree", "--name-only", "main"); !strings.Contains(tree, "aux~") || !strings.Contains(tree, "README") {
+		t.Fatalf("tree:\n%s", tree)
+	}
+	sim.snap(map[string]string{"aux.md": ""})
+	tm.push(t)
+	if tree := gitIn(t, bare, "ls-tree", "--name-only", "main"); strings.Contains(tree, "aux~") || !strings.Contains(tree, "README") {
+		t.Fatalf("tree after the delete:\n%s", tree)
+	}
+}
