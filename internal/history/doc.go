@@ -41,7 +41,10 @@
 //
 // Trees hold every file as a regular, non-executable blob (mode 100644) whose
 // id is the store's BlobID (the git blob id of the content): the synthesizer
-// never needs, reads or writes the content. Writing the blobs into the target
+// never needs, reads or writes the content. A few names are written under
+// safe ones (internal/gitpath: ".gitmodules", "CON", names over 255 bytes),
+// chosen from the names of the directory alone, and the commit that brings
+// such a file says so in its body. Writing the blobs into the target
 // repository is the caller's job (a go-git storer, fast-import, …).
 //
 // # Speed

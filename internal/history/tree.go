@@ -68,9 +68,10 @@ func gitCompare(a string, aDir bool, b string, bDir bool) int {
 // every file a regular blob (mode 100644) with its Blob id — and returns the
 // root tree's id (EmptyTree for no files). Only Path and Blob are used.
 //
-// Paths must be relative slash paths without empty, "." or ".." components,
-// NUL bytes or ".git" components, and unique; no path may be a directory of
-// another. The order of files does not matter (sorted input is fastest).
+// Paths must be relative slash paths without empty, "." or ".." components
+// or NUL bytes, and unique; no path may be a directory of another. Names git,
+// Windows or a file system cannot take (".git", ".gitmodules", "CON", over
+// 255 bytes, …) are written under gitpath's safe names. The order of files does not matter (sorted input is fastest).
 //
 // Directories unchanged since the previous call are not re-encoded (see the
 // package documentation).
