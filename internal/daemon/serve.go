@@ -145,6 +145,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Events:         eventSink{st: st, sched: sched},
 		Reader:         reader,
 		Health:         func(context.Context) error { _, err := st.Folders(); return err },
+		DiskSpace:      st.DiskSpace,
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
 			if errors.Is(err, sshkey.ErrNotConfigured) {
