@@ -16,6 +16,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // Test ids (§3.4 test table).
@@ -79,7 +83,7 @@ type testEnv struct {
 	h    http.Handler
 	s    *server
 	sink *fakeSink
-	rd   *fakeReader
+	rd   *testSource
 	reg  *prometheus.Registry
 	logs *syncBuffer
 }
@@ -105,12 +109,12 @@ func (s *syncBuffer) String() string {
 // fixed clock and debug logging into a buffer; mutate adjusts the config.
 func newEnv(t testing.TB, mutate func(*Config)) *testEnv {
 	t.Helper()
-	env := &testEnv{sink: &fakeSink{}, rd: newFakeReader(), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	env := &testEnv{sink: &fakeSink{}, rd: newTestSource(t), reg: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	cfg := Config{
 		WebhookSecret: testSecret,
 		APIToken:      testToken,
 		Events:        env.sink,
-		Reader:        env.rd,
+		Source:        env.rd,
 		Logger:        slog.New(slog.NewJSONHandler(env.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Registry:      env.reg,
 		Now:           func() time.Time { return testNow },
@@ -203,14 +207,14 @@ func counter(t *testing.T, reg *prometheus.Registry, name string, labels ...stri
 	return 0
 }
 
-// ---- fake Reader ----
+// ---- the read API's source ----
 
-type fakeReader struct {
-	folders []FolderSummary
-	snaps   map[string][]Snapshot // relay/folder -> ascending
-	blobs   map[string][]byte
-	err     error
-	panic   bool
+// testSource is a real store (fixtureStore) with hooks: it records the
+// calls, and fails (err), panics or cuts a history short on demand.
+type testSource struct {
+	source.Source
+	err   error
+	panic bool
 	// failHistoryAfter makes History fail after sending this snapshot.
 	failHistoryAfter uint64
 
@@ -220,149 +224,119 @@ type fakeReader struct {
 
 var errFakeStore = errors.New("fake store failure")
 
-func newFakeReader() *fakeReader {
-	t1 := time.Date(2026, 3, 3, 21, 58, 48, 123456789, time.UTC)
-	t2 := t1.Add(time.Minute)
-	snaps := []Snapshot{
-		{
-			SnapshotInfo: SnapshotInfo{Seq: 1, Time: t1, Users: []string{"alice"}, NumFiles: 1,
-				Changes: []Change{{Kind: "added", Path: "notes/a.md", DocID: testDoc}}},
-			Files: []File{{Path: "notes/a.md", Blob: "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391", Kind: "markdown", DocID: testDoc, Size: 0}},
-		},
-		{
-			SnapshotInfo: SnapshotInfo{Seq: 2, Time: t2, NumFiles: 1,
-				Changes: []Change{{Kind: "renamed", Path: "notes/b.md", OldPath: "notes/a.md", DocID: testDoc}}},
-			Files: []File{{Path: "notes/b.md", Blob: "ce013625030ba8dba906f756967f9e9ca394464a", Kind: "markdown", DocID: testDoc, Size: 6}},
-		},
-	}
-	return &fakeReader{
-		folders: []FolderSummary{
-			{Relay: testRelay, Folder: testDoc, LatestSeq: 2, LatestTime: t2},
-			{Relay: testRelay, Folder: testMiddle},
-		},
-		snaps: map[string][]Snapshot{testRelay + "/" + testDoc: snaps},
-		blobs: map[string][]byte{
-			"e69de29bb2d1d6434b8b29ae775ad8c2e48c5391": {},
-			"ce013625030ba8dba906f756967f9e9ca394464a": []byte("hello\n"),
-		},
-	}
+var fixture struct {
+	once sync.Once
+	st   *store.Store
+	err  error
 }
 
-func (f *fakeReader) record(s string) {
+// fixtureStore is an in-memory store, shared by the tests (they only
+// read it): folder testRelay/testDoc with two snapshots, testRelay/testMiddle
+// followed without snapshots, and a history config.
+func fixtureStore(t testing.TB) *store.Store {
+	t.Helper()
+	fixture.once.Do(func() { fixture.st, fixture.err = newFixtureStore() })
+	if fixture.err != nil {
+		t.Fatalf("building the test store: %v", fixture.err)
+	}
+	return fixture.st
+}
+
+func newFixtureStore() (*store.Store, error) {
+	st, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		return nil, err
+	}
+	empty, err := st.PutBlob(nil, store.BlobID{})
+	if err != nil {
+		return nil, err
+	}
+	hello, err := st.PutBlob([]byte("hello\n"), store.BlobID{})
+	if err != nil {
+		return nil, err
+	}
+	f := store.FolderID{Relay: testRelay, Folder: testDoc}
+	t1 := time.Date(2026, 3, 3, 21, 58, 48, 123456789, time.UTC)
+	for _, s := range []*store.Snapshot{
+		{Folder: f, Time: t1, Users: []string{"alice"},
+			Changes: []store.Change{{Kind: store.ChangeAdded, Path: "notes/a.md", DocID: testDoc}},
+			Files:   []store.File{{Path: "notes/a.md", Blob: empty, Kind: "markdown", DocID: testDoc}}},
+		{Folder: f, Time: t1.Add(time.Minute),
+			Changes: []store.Change{{Kind: store.ChangeRenamed, Path: "notes/b.md", OldPath: "notes/a.md", DocID: testDoc}},
+			Files:   []store.File{{Path: "notes/b.md", Blob: hello, Kind: "markdown", DocID: testDoc, Size: 6}}},
+	} {
+		if _, err := st.AddSnapshot(s, nil, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := st.AddFolder(store.FolderID{Relay: testRelay, Folder: testMiddle}); err != nil {
+		return nil, err
+	}
+	return st, st.SetHistoryConfig([]byte(`{"author":{"name":"Notes Bot","email":"bot@example.com"}}`))
+}
+
+func newTestSource(t testing.TB) *testSource {
+	return &testSource{Source: source.FromStore(fixtureStore(t))}
+}
+
+func (f *testSource) record(s string) error {
 	f.mu.Lock()
 	f.calls = append(f.calls, s)
 	f.mu.Unlock()
-}
-
-func (f *fakeReader) Folders() ([]FolderSummary, error) {
-	f.record("Folders")
 	if f.panic {
-		panic("fake reader panic")
+		panic("fake source panic")
 	}
-	if f.err != nil {
-		return nil, f.err
-	}
-	return f.folders, nil
+	return f.err
 }
 
-func (f *fakeReader) Snapshots(relay, folder string, after uint64) ([]SnapshotInfo, error) {
-	f.record("Snapshots " + relay + " " + folder + " " + itoa(after))
-	if f.err != nil {
-		return nil, f.err
+func (f *testSource) Folders(ctx context.Context) ([]source.Folder, error) {
+	if err := f.record("Folders"); err != nil {
+		return nil, err
 	}
-	snaps, ok := f.snaps[relay+"/"+folder]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	var out []SnapshotInfo
-	for _, s := range snaps {
-		if s.Seq > after {
-			out = append(out, s.SnapshotInfo)
-		}
-	}
-	return out, nil
+	return f.Source.Folders(ctx)
 }
 
-func (f *fakeReader) Snapshot(relay, folder string, seq uint64) (*Snapshot, error) {
-	f.record("Snapshot " + relay + " " + folder + " " + itoa(seq))
-	if f.err != nil {
-		return nil, f.err
+func (f *testSource) Snapshots(ctx context.Context, id store.FolderID, after uint64) ([]store.SnapshotInfo, error) {
+	if err := f.record("Snapshots " + id.String() + " " + itoa(after)); err != nil {
+		return nil, err
 	}
-	snaps, ok := f.snaps[relay+"/"+folder]
-	if !ok || len(snaps) == 0 {
-		return nil, ErrNotFound
-	}
-	if seq == 0 {
-		s := snaps[len(snaps)-1]
-		return &s, nil
-	}
-	for _, s := range snaps {
-		if s.Seq == seq {
-			return &s, nil
-		}
-	}
-	return nil, errors.Join(errors.New("no such snapshot"), ErrNotFound)
+	return f.Source.Snapshots(ctx, id, after)
 }
 
-func (f *fakeReader) Blob(id string) ([]byte, error) {
-	f.record("Blob " + id)
-	if f.err != nil {
-		return nil, f.err
+func (f *testSource) Snapshot(ctx context.Context, id store.FolderID, seq uint64) (*store.Snapshot, error) {
+	if err := f.record("Snapshot " + id.String() + " " + itoa(seq)); err != nil {
+		return nil, err
 	}
-	b, ok := f.blobs[id]
-	if !ok {
-		return nil, ErrNotFound
-	}
-	return b, nil
+	return f.Source.Snapshot(ctx, id, seq)
 }
 
-func (f *fakeReader) History(relay, folder string, after uint64, fn func(*HistoryEntry) error) error {
-	f.record("History " + relay + " " + folder + " " + itoa(after))
-	if f.err != nil {
-		return f.err
+func (f *testSource) Blob(ctx context.Context, id store.BlobID) ([]byte, error) {
+	if err := f.record("Blob " + id.String()); err != nil {
+		return nil, err
 	}
-	snaps, ok := f.snaps[relay+"/"+folder]
-	if !ok {
-		return ErrNotFound
+	return f.Source.Blob(ctx, id)
+}
+
+func (f *testSource) History(ctx context.Context, id store.FolderID, after uint64, fn func(*store.Snapshot) error) error {
+	if err := f.record("History " + id.String() + " " + itoa(after)); err != nil {
+		return err
 	}
-	var prev map[string]File
-	for _, s := range snaps {
-		if s.Seq <= after {
-			continue
-		}
-		e := &HistoryEntry{SnapshotInfo: s.SnapshotInfo}
-		cur := make(map[string]File, len(s.Files))
-		for _, fl := range s.Files {
-			cur[fl.Path] = fl
-			if old, ok := prev[fl.Path]; prev != nil && (!ok || old != fl) {
-				e.Set = append(e.Set, fl)
-			}
-		}
-		if prev == nil {
-			e.Files = s.Files
-		}
-		for p := range prev {
-			if _, ok := cur[p]; !ok {
-				e.Deleted = append(e.Deleted, p)
-			}
-		}
-		prev = cur
-		if err := fn(e); err != nil {
+	return f.Source.History(ctx, id, after, func(s *store.Snapshot) error {
+		if err := fn(s); err != nil {
 			return err
 		}
 		if f.failHistoryAfter > 0 && s.Seq >= f.failHistoryAfter {
 			return errFakeStore
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
-func (f *fakeReader) HistoryConfig() ([]byte, error) {
-	f.record("HistoryConfig")
-	if f.err != nil {
-		return nil, f.err
+func (f *testSource) HistoryConfig(ctx context.Context) (history.Config, error) {
+	if err := f.record("HistoryConfig"); err != nil {
+		return history.Config{}, err
 	}
-	return []byte(`{"author":{"name":"Notes Bot","email":"bot@example.com"},"committer":{"name":"","email":""}}`), nil
+	return f.Source.HistoryConfig(ctx)
 }
 
 func itoa(u uint64) string {

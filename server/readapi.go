@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // The read API (/api/v1/…): folders, snapshots with their trees, and blobs,
@@ -48,105 +50,33 @@ func (s *server) apiUnauthorized(c *gin.Context, msg, reason string) {
 	s.log.Warn("read API request rejected", "reason", reason, "path", c.Request.URL.Path, "remote", c.ClientIP())
 }
 
-// JSON shapes of the read API (snake_case; times RFC 3339 with nanoseconds, UTC).
-
-type folderJSON struct {
-	Relay      string  `json:"relay"`
-	Folder     string  `json:"folder"`
-	LatestSeq  uint64  `json:"latest_seq"`
-	LatestTime *string `json:"latest_time"` // null without snapshots
-}
-
-type foldersJSON struct {
-	Folders []folderJSON `json:"folders"`
-}
-
-type changeJSON struct {
-	Kind    string `json:"kind"`
-	Path    string `json:"path"`
-	OldPath string `json:"old_path,omitempty"`
-	DocID   string `json:"doc_id"`
-}
-
-type snapshotInfoJSON struct {
-	Seq      uint64       `json:"seq"`
-	Time     string       `json:"time"`
-	Users    []string     `json:"users"`
-	Changes  []changeJSON `json:"changes"`
-	NumFiles int          `json:"num_files"`
-}
-
-type snapshotsJSON struct {
-	Relay     string             `json:"relay"`
-	Folder    string             `json:"folder"`
-	Snapshots []snapshotInfoJSON `json:"snapshots"`
-}
-
-type fileJSON struct {
-	Path  string `json:"path"`
-	Blob  string `json:"blob"`
-	Size  int64  `json:"size"`
-	Kind  string `json:"kind"`
-	DocID string `json:"doc_id"`
-}
-
-type snapshotJSON struct {
-	Relay  string `json:"relay"`
-	Folder string `json:"folder"`
-	snapshotInfoJSON
-	Files []fileJSON `json:"files"`
-}
-
-func jsonTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-func toInfoJSON(in SnapshotInfo) snapshotInfoJSON {
-	out := snapshotInfoJSON{
-		Seq:      in.Seq,
-		Time:     jsonTime(in.Time),
-		Users:    in.Users,
-		Changes:  make([]changeJSON, len(in.Changes)),
-		NumFiles: in.NumFiles,
-	}
-	if out.Users == nil {
-		out.Users = []string{}
-	}
-	for i, ch := range in.Changes {
-		out.Changes[i] = changeJSON(ch)
-	}
-	return out
-}
-
 // GET /api/v1/folders
 func (s *server) folders(c *gin.Context) {
-	list, err := s.cfg.Reader.Folders()
+	list, err := s.cfg.Source.Folders(c.Request.Context())
 	if err != nil {
 		s.readerError(c, err, "listing folders")
 		return
 	}
-	out := foldersJSON{Folders: make([]folderJSON, len(list))}
+	out := readapi.Folders{Folders: make([]readapi.Folder, len(list))}
 	for i, f := range list {
-		out.Folders[i] = folderJSON{Relay: f.Relay, Folder: f.Folder, LatestSeq: f.LatestSeq}
-		if f.LatestSeq != 0 && !f.LatestTime.IsZero() {
-			t := jsonTime(f.LatestTime)
-			out.Folders[i].LatestTime = &t
-		}
+		out.Folders[i] = readapi.NewFolder(f.ID(), f.LatestSeq, f.LatestTime)
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 // folderParams validates and lower-cases the :relay and :folder UUIDs.
-func folderParams(c *gin.Context) (relayID, folder string, ok bool) {
+func folderParams(c *gin.Context) (f store.FolderID, ok bool) {
 	relayID, err := relay.NormalizeUUID(c.Param("relay"))
 	if err != nil {
 		c.JSON(http.StatusBadRequest, errBody("invalid relay id: must be a UUID"))
-		return "", "", false
+		return f, false
 	}
-	folder, err = relay.NormalizeUUID(c.Param("folder"))
+	folder, err := relay.NormalizeUUID(c.Param("folder"))
 	if err != nil {
 		c.JSON(http.StatusBadRequest, errBody("invalid folder id: must be a UUID"))
-		return "", "", false
+		return f, false
 	}
-	return relayID, folder, true
+	return store.FolderID{Relay: relayID, Folder: folder}, true
 }
 
 // afterParam reads the optional ?after=N sequence number, answering 400
@@ -166,7 +96,7 @@ func afterParam(c *gin.Context) (uint64, bool) {
 
 // GET /api/v1/folders/:relay/:folder/snapshots?after=N
 func (s *server) snapshots(c *gin.Context) {
-	relayID, folder, ok := folderParams(c)
+	f, ok := folderParams(c)
 	if !ok {
 		return
 	}
@@ -174,21 +104,21 @@ func (s *server) snapshots(c *gin.Context) {
 	if !ok {
 		return
 	}
-	list, err := s.cfg.Reader.Snapshots(relayID, folder, after)
+	list, err := s.cfg.Source.Snapshots(c.Request.Context(), f, after)
 	if err != nil {
-		s.readerError(c, err, "listing snapshots", "relay", relayID, "folder", folder)
+		s.readerError(c, err, "listing snapshots", "folder", f)
 		return
 	}
-	out := snapshotsJSON{Relay: relayID, Folder: folder, Snapshots: make([]snapshotInfoJSON, len(list))}
+	out := readapi.Snapshots{Relay: f.Relay, Folder: f.Folder, Snapshots: make([]readapi.SnapshotInfo, len(list))}
 	for i, in := range list {
-		out.Snapshots[i] = toInfoJSON(in)
+		out.Snapshots[i] = readapi.NewSnapshotInfo(in)
 	}
 	c.JSON(http.StatusOK, out)
 }
 
 // GET /api/v1/folders/:relay/:folder/snapshots/:seq (seq "latest" allowed)
 func (s *server) snapshot(c *gin.Context) {
-	relayID, folder, ok := folderParams(c)
+	f, ok := folderParams(c)
 	if !ok {
 		return
 	}
@@ -200,55 +130,20 @@ func (s *server) snapshot(c *gin.Context) {
 			return
 		}
 	}
-	snap, err := s.cfg.Reader.Snapshot(relayID, folder, seq)
-	if err == nil && snap == nil {
-		err = ErrNotFound
-	}
+	snap, err := s.cfg.Source.Snapshot(c.Request.Context(), f, seq)
 	if err != nil {
-		s.readerError(c, err, "reading snapshot", "relay", relayID, "folder", folder, "seq", seq)
+		s.readerError(c, err, "reading snapshot", "folder", f, "seq", seq)
 		return
 	}
-	out := snapshotJSON{Relay: relayID, Folder: folder, snapshotInfoJSON: toInfoJSON(snap.SnapshotInfo),
-		Files: make([]fileJSON, len(snap.Files))}
-	for i, f := range snap.Files {
-		out.Files[i] = fileJSON{Path: f.Path, Blob: f.Blob, Size: f.Size, Kind: f.Kind, DocID: f.DocID}
-	}
-	c.JSON(http.StatusOK, out)
-}
-
-// historyLineJSON is one line of GET …/history: a snapshot with its whole
-// tree (files, first line only) or with the difference from the line before
-// (set, deleted).
-type historyLineJSON struct {
-	snapshotInfoJSON
-	Files   *[]fileJSON `json:"files,omitempty"`
-	Set     []fileJSON  `json:"set,omitempty"`
-	Deleted []string    `json:"deleted,omitempty"`
-}
-
-// historyEndJSON is the last line of a complete answer; an answer without it
-// was cut short (the error, when there is one, is on the line before).
-type historyEndJSON struct {
-	End   bool   `json:"end"`
-	Count uint64 `json:"count"`
-}
-
-const ndjson = "application/x-ndjson"
-
-func toFilesJSON(files []File) []fileJSON {
-	out := make([]fileJSON, len(files))
-	for i, f := range files {
-		out[i] = fileJSON{Path: f.Path, Blob: f.Blob, Size: f.Size, Kind: f.Kind, DocID: f.DocID}
-	}
-	return out
+	c.JSON(http.StatusOK, readapi.NewSnapshot(snap))
 }
 
 // GET /api/v1/folders/:relay/:folder/history?after=N — the snapshots after
 // N as newline-delimited JSON, each tree given as a difference from the one
-// before, so that a whole history costs O(changes): what git-remote-relay
-// reads to synthesize commits.
+// before (readapi.HistoryEncoder), so that a whole history costs
+// O(changes): what git-remote-relay reads to synthesize commits.
 func (s *server) history(c *gin.Context) {
-	relayID, folder, ok := folderParams(c)
+	f, ok := folderParams(c)
 	if !ok {
 		return
 	}
@@ -258,49 +153,45 @@ func (s *server) history(c *gin.Context) {
 	}
 	enc := json.NewEncoder(c.Writer)
 	enc.SetEscapeHTML(false)
-	var n uint64
+	var lines readapi.HistoryEncoder
+	started := false
 	start := func() {
-		if n == 0 {
-			c.Header("Content-Type", ndjson)
+		if !started {
+			started = true
+			c.Header("Content-Type", readapi.HistoryContentType)
 			c.Status(http.StatusOK)
 		}
 	}
-	err := s.cfg.Reader.History(relayID, folder, after, func(e *HistoryEntry) error {
+	var sent int
+	err := s.cfg.Source.History(c.Request.Context(), f, after, func(snap *store.Snapshot) error {
 		start()
-		line := historyLineJSON{snapshotInfoJSON: toInfoJSON(e.SnapshotInfo), Deleted: e.Deleted}
-		if n == 0 {
-			files := toFilesJSON(e.Files)
-			line.Files = &files
-		} else if len(e.Set) > 0 {
-			line.Set = toFilesJSON(e.Set)
-		}
-		n++
-		return enc.Encode(line)
+		sent++
+		return enc.Encode(lines.Line(snap))
 	})
-	if err != nil && n == 0 {
-		s.readerError(c, err, "reading history", "relay", relayID, "folder", folder, "after", after)
+	if err != nil && !started {
+		s.readerError(c, err, "reading history", "folder", f, "after", after)
 		return
 	}
 	if err != nil {
 		// The status is sent: say so on the stream, and leave out the end line.
-		s.log.Error("read API: history cut short", "relay", relayID, "folder", folder, "after", after, "sent", n, "err", err)
+		s.log.Error("read API: history cut short", "folder", f, "after", after, "sent", sent, "err", err)
 		_ = enc.Encode(errBody("Internal server error: history cut short"))
 		return
 	}
 	start()
-	_ = enc.Encode(historyEndJSON{End: true, Count: n})
+	_ = enc.Encode(lines.End())
 }
 
 // GET /api/v1/history-config — the identity and Relay user map every
 // synthesized commit is made with (see internal/history), so that clones
 // made through this server have the ids the server's own mirror has.
 func (s *server) historyConfig(c *gin.Context) {
-	b, err := s.cfg.Reader.HistoryConfig()
+	cfg, err := s.cfg.Source.HistoryConfig(c.Request.Context())
 	if err != nil {
 		s.readerError(c, err, "reading history config")
 		return
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
+	c.JSON(http.StatusOK, cfg)
 }
 
 // GET /api/v1/blobs/:id — content by git blob id; immutable, so cacheable
@@ -318,7 +209,8 @@ func (s *server) blob(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	data, err := s.cfg.Reader.Blob(id)
+	bid, _ := store.ParseBlobID(id) // isBlobID checked it
+	data, err := s.cfg.Source.Blob(c.Request.Context(), bid)
 	if err != nil {
 		c.Header("Cache-Control", "no-store")
 		c.Header("ETag", "")
@@ -352,9 +244,10 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// readerError answers 404 for ErrNotFound and 500 (logged) for anything else.
+// readerError answers 404 for source.ErrNotFound and 500 (logged) for
+// anything else.
 func (s *server) readerError(c *gin.Context, err error, what string, attrs ...any) {
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, source.ErrNotFound) {
 		c.JSON(http.StatusNotFound, errBody("not found"))
 		return
 	}

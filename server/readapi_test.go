@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 const snapPath = "/api/v1/folders/" + testRelay + "/" + testDoc + "/snapshots"
@@ -19,6 +22,9 @@ var readPaths = []string{
 	histPath + "?after=1",
 	"/api/v1/history-config",
 }
+
+// unknownPath is a folder the store does not follow.
+const unknownPath = "/api/v1/folders/" + testRelay + "/0f8e1c7a-1111-4222-8333-444455556666"
 
 const histPath = "/api/v1/folders/" + testRelay + "/" + testDoc + "/history"
 
@@ -81,7 +87,7 @@ func TestReadAPIDisabledWithoutToken(t *testing.T) {
 	if len(env.rd.calls) != 0 {
 		t.Errorf("reader called: %v", env.rd.calls)
 	}
-	// A nil Reader is fine when the API is disabled.
+	// A nil Source is fine when the API is disabled.
 	if _, err := New(Config{WebhookSecret: "x", Events: &fakeSink{}}); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +102,12 @@ func TestReadAPIFolders(t *testing.T) {
 	if cc := w.Header().Get("Cache-Control"); cc != "no-store" {
 		t.Errorf("Cache-Control %q", cc)
 	}
-	env.rd.folders = nil
+	empty, err := store.Open("", store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	env = newEnv(t, func(c *Config) { c.Source = source.FromStore(empty) })
 	expectJSON(t, env.do("GET", "/api/v1/folders", nil, bearer(testToken)), 200, `{"folders":[]}`)
 }
 
@@ -120,7 +131,10 @@ func TestReadAPISnapshots(t *testing.T) {
 			t.Errorf("%s: %d %s", q, w.Code, w.Body)
 		}
 	}
-	expectJSON(t, env.do("GET", "/api/v1/folders/"+testRelay+"/"+testMiddle+"/snapshots", nil, bearer(testToken)), 404, `{"error":"not found"}`)
+	// A followed folder without snapshots has none; an unknown one is 404.
+	expectJSON(t, env.do("GET", "/api/v1/folders/"+testRelay+"/"+testMiddle+"/snapshots", nil, bearer(testToken)), 200,
+		`{"relay":"`+testRelay+`","folder":"`+testMiddle+`","snapshots":[]}`)
+	expectJSON(t, env.do("GET", unknownPath+"/snapshots", nil, bearer(testToken)), 404, `{"error":"not found"}`)
 }
 
 func TestReadAPISnapshot(t *testing.T) {
@@ -144,8 +158,8 @@ func TestReadAPISnapshot(t *testing.T) {
 		}
 	}
 	want := []string{
-		"Snapshot " + testRelay + " " + testDoc + " 0",
-		"Snapshot " + testRelay + " " + testDoc + " 2",
+		"Snapshot " + testRelay + "/" + testDoc + " 0",
+		"Snapshot " + testRelay + "/" + testDoc + " 2",
 	}
 	for i, c := range want {
 		if env.rd.calls[i] != c {
@@ -272,7 +286,10 @@ func TestReadAPIHistory(t *testing.T) {
 	if w.Code != 200 || w.Body.String() != `{"end":true,"count":0}`+"\n" {
 		t.Errorf("history after 2: %d %s", w.Code, w.Body)
 	}
-	expectJSON(t, env.do("GET", "/api/v1/folders/"+testRelay+"/"+testMiddle+"/history", nil, bearer(testToken)), 404, `{"error":"not found"}`)
+	if w := env.do("GET", "/api/v1/folders/"+testRelay+"/"+testMiddle+"/history", nil, bearer(testToken)); w.Code != 200 || w.Body.String() != `{"end":true,"count":0}`+"\n" {
+		t.Errorf("history of a folder without snapshots: %d %s", w.Code, w.Body)
+	}
+	expectJSON(t, env.do("GET", unknownPath+"/history", nil, bearer(testToken)), 404, `{"error":"not found"}`)
 	if w := env.do("GET", histPath+"?after=x", nil, bearer(testToken)); w.Code != 400 || !strings.Contains(w.Body.String(), "invalid after") {
 		t.Errorf("after=x: %d %s", w.Code, w.Body)
 	}

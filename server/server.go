@@ -5,9 +5,11 @@
 // read-only API that the remote helper, the mount and export use to read the
 // snapshot store of a running server.
 //
-// It knows nothing about the store or ingest: the serve command connects it
-// to them through the EventSink and Reader interfaces and a few functions in
-// Config. The HTTP API is described by the embedded openapi.yaml, served at
+// It knows nothing about ingest, and reads the store only through a
+// source.Source: the serve command connects it to them through the
+// EventSink and Source interfaces and a few functions in Config. The read
+// API's JSON shapes are internal/readapi's, which its client shares. The
+// HTTP API is described by the embedded openapi.yaml, served at
 // /openapi.yaml and rendered by the embedded Swagger UI at /docs.
 //
 // gin runs in release mode and never writes to stdout; everything is logged
@@ -31,6 +33,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 )
 
 // Event is one accepted "document.updated" webhook.
@@ -57,83 +61,9 @@ type EventSink interface {
 	Enqueue(ctx context.Context, ev Event) (duplicate bool, err error)
 }
 
-// Reader is the read API's view of the snapshot store (the remote helper, the mount and export use it over HTTP).
-//
-// relay and folder are always lower-case UUIDs and blob ids lower-case
-// 40-hex strings: the server validates and normalizes them first. Errors
-// other than ErrNotFound (which may be wrapped) become 500 answers.
-type Reader interface {
-	// Folders lists every folder that has snapshots.
-	Folders() ([]FolderSummary, error)
-	// Snapshots lists the snapshots of a folder with Seq > afterSeq.
-	Snapshots(relay, folder string, afterSeq uint64) ([]SnapshotInfo, error) // ascending; ErrNotFound for an unknown folder
-	// Snapshot returns one snapshot with its whole file tree.
-	Snapshot(relay, folder string, seq uint64) (*Snapshot, error) // seq 0 = latest; ErrNotFound
-	// Blob returns the content of a file by its git blob id.
-	Blob(id string) ([]byte, error) // 40-hex git blob id; ErrNotFound
-	// History calls fn with each snapshot of a folder with Seq > afterSeq,
-	// oldest first: the first with its whole tree (Files), each later one
-	// with the difference from the one before (Set, Deleted). It reads the
-	// history once, so a whole history costs O(changes), not O(snapshots ×
-	// tree). An error from fn stops it and is returned as is; ErrNotFound
-	// for an unknown folder.
-	History(relay, folder string, afterSeq uint64, fn func(*HistoryEntry) error) error
-	// HistoryConfig returns the JSON of the history config (identity and
-	// Relay user map) that decides every synthesized commit id, as recorded
-	// in the data dir (see internal/history).
-	HistoryConfig() ([]byte, error)
-}
-
-// ErrNotFound is returned (possibly wrapped) by a Reader for an unknown
-// folder, snapshot or blob; the read API answers 404.
-var ErrNotFound = errors.New("not found")
-
 // ErrNoSSHKey is returned by Config.PublicKey when SSH_PRIVATE_KEY is not
 // set; /api/pubkey answers 400.
 var ErrNoSSHKey = errors.New("SSH_PRIVATE_KEY environment variable not configured")
-
-// FolderSummary is one followed folder and its latest snapshot
-// (LatestSeq 0 and a zero LatestTime when it has none yet).
-type FolderSummary struct {
-	Relay, Folder string
-	LatestSeq     uint64
-	LatestTime    time.Time
-}
-
-// Change is one difference between a snapshot and its parent.
-type Change struct{ Kind, Path, OldPath, DocID string } // Kind: added|modified|renamed|deleted
-
-// File is one file of a snapshot's tree.
-type File struct {
-	Path, Blob, Kind, DocID string
-	Size                    int64
-} // Blob: 40-hex git blob id
-
-// SnapshotInfo describes a snapshot without its tree.
-type SnapshotInfo struct {
-	Seq      uint64
-	Time     time.Time
-	Users    []string
-	Changes  []Change
-	NumFiles int
-}
-
-// Snapshot is a snapshot with its whole tree.
-type Snapshot struct {
-	SnapshotInfo
-	Files []File
-}
-
-// HistoryEntry is one snapshot of Reader.History: the first of a walk has
-// its whole tree in Files; every later one has Files nil and its tree given
-// as the files added or changed (Set) and the paths removed (Deleted) since
-// the previous entry.
-type HistoryEntry struct {
-	SnapshotInfo
-	Files   []File
-	Set     []File
-	Deleted []string
-}
 
 // DefaultMaxBodyBytes is the webhook body limit when Config.MaxBodyBytes is 0.
 const DefaultMaxBodyBytes = 1 << 20
@@ -145,7 +75,7 @@ type Config struct {
 	APIToken       string // read API bearer token (RELAY_GIT_API_TOKEN); "" = read API disabled (401 always)
 	MaxBodyBytes   int64  // default 1 MiB -> 413
 	Events         EventSink
-	Reader         Reader                          // required when APIToken is set
+	Source         source.Source                   // what the read API serves (source.FromStore); required when APIToken is set
 	Health         func(ctx context.Context) error // /health checks the store; nil = always healthy
 	// DiskSpace reports the data dir's free bytes and the store's reserve;
 	// a non-nil error means writes are refused for lack of space (/health
@@ -196,7 +126,7 @@ type server struct {
 // New builds the HTTP handler of `relay-git-sync serve` (a gin engine in
 // release mode). It fails when no webhook secret is configured and
 // InsecureNoAuth is false, when a whsec_ secret is not valid base64, when
-// Events is nil, or when APIToken is set without a Reader.
+// Events is nil, or when APIToken is set without a Source.
 func New(cfg Config) (http.Handler, error) {
 	s, err := newServer(cfg)
 	if err != nil {
@@ -222,8 +152,8 @@ func newServer(cfg Config) (*server, error) {
 	if cfg.Events == nil {
 		return nil, errors.New("server: Config.Events (the durable event queue) is required")
 	}
-	if cfg.APIToken != "" && cfg.Reader == nil {
-		return nil, errors.New("server: an API token is set but Config.Reader is nil")
+	if cfg.APIToken != "" && cfg.Source == nil {
+		return nil, errors.New("server: an API token is set but Config.Source is nil")
 	}
 
 	switch {

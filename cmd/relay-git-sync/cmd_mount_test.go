@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 	"github.com/relay-git-sync/relay-git-sync/server"
@@ -52,7 +53,7 @@ func (mountNopSink) Enqueue(context.Context, server.Event) (bool, error) { retur
 // mountTestServer serves st's read API as `serve` does.
 func mountTestServer(t *testing.T, st *store.Store) string {
 	t.Helper()
-	h, err := server.New(server.Config{InsecureNoAuth: true, APIToken: mountTestToken, Events: mountNopSink{}, Reader: storeReader{st}})
+	h, err := server.New(server.Config{InsecureNoAuth: true, APIToken: mountTestToken, Events: mountNopSink{}, Source: source.FromStore(st)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
-	"github.com/relay-git-sync/relay-git-sync/internal/store"
-	"github.com/relay-git-sync/relay-git-sync/server"
 )
 
 const (
@@ -111,7 +109,6 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 		WebhookSecret:     so.webhookSecret,
 		InsecureNoAuth:    so.insecureNoAuth,
 		APIToken:          so.apiToken,
-		NewReader:         func(st *store.Store) server.Reader { return storeReader{st} },
 		ShutdownTimeout:   so.shutdownTimeout,
 	}
 	if so.ready != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/sshkey"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/server"
@@ -41,8 +42,6 @@ type ServeConfig struct {
 	InsecureNoAuth bool
 	// APIToken is the read API's bearer token; "" disables the read API.
 	APIToken string
-	// NewReader serves the read API from the store.
-	NewReader func(*store.Store) server.Reader
 	// ShutdownTimeout bounds the wait for in-flight work once ctx ends.
 	ShutdownTimeout time.Duration
 	// Ready, when set, is called with the listening address once the
@@ -134,16 +133,12 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		},
 	})
 
-	var reader server.Reader
-	if cfg.NewReader != nil {
-		reader = cfg.NewReader(st)
-	}
 	handler, err := server.New(server.Config{
 		WebhookSecret:  cfg.WebhookSecret,
 		InsecureNoAuth: cfg.InsecureNoAuth,
 		APIToken:       cfg.APIToken,
 		Events:         eventSink{st: st, sched: sched},
-		Reader:         reader,
+		Source:         source.FromStore(st),
 		Health:         func(context.Context) error { _, err := st.Folders(); return err },
 		DiskSpace:      st.DiskSpace,
 		PublicKey: func() (string, error) {

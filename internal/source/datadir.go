@@ -2,6 +2,7 @@ package source
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -45,7 +47,7 @@ func OpenDataDir(dir string) (Source, error) {
 		}
 		return nil, err
 	}
-	return &storeSource{st: st, owned: true}, nil
+	return &storeSource{st: st, owned: true, name: "data dir " + dir}, nil
 }
 
 // isLockError recognizes Badger's directory lock failure (store.Open wraps
@@ -57,11 +59,14 @@ func isLockError(err error) bool {
 
 // FromStore returns a Source over a store this process already has open
 // (serve's own store, tests). Close does not close the store.
-func FromStore(st *store.Store) Source { return &storeSource{st: st} }
+func FromStore(st *store.Store) Source { return &storeSource{st: st, name: "the snapshot store"} }
+
+var _ Source = (*storeSource)(nil)
 
 type storeSource struct {
 	st    *store.Store
 	owned bool
+	name  string // for messages: "data dir PATH"
 }
 
 func (s *storeSource) Folders(ctx context.Context) ([]Folder, error) {
@@ -74,17 +79,30 @@ func (s *storeSource) Folders(ctx context.Context) ([]Folder, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		f := Folder{Relay: id.Relay, Folder: id.Folder}
-		latest, err := s.st.Latest(id)
-		switch {
-		case err == nil:
-			f.LatestSeq, f.LatestTime = latest.Seq, latest.Time
-		case !errors.Is(err, store.ErrNotFound):
+		f, err := s.head(id)
+		if err != nil {
 			return nil, err
 		}
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// head reads f's latest snapshot from the store's memory (no tree).
+func (s *storeSource) head(f store.FolderID) (Folder, error) {
+	seq, t, err := s.st.Head(f)
+	return Folder{Relay: f.Relay, Folder: f.Folder, LatestSeq: seq, LatestTime: t}, err
+}
+
+func (s *storeSource) Folder(ctx context.Context, f store.FolderID) (Folder, error) {
+	if err := ctx.Err(); err != nil {
+		return Folder{}, err
+	}
+	g, err := s.head(f)
+	if err == nil && g.LatestSeq == 0 {
+		err = s.known(f) // Head does not tell an empty folder from an unknown one
+	}
+	return g, err
 }
 
 // known reports whether the store follows f (an unknown folder is
@@ -99,7 +117,7 @@ func (s *storeSource) known(f store.FolderID) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("folder %s: %w", f, store.ErrNotFound)
+	return fmt.Errorf("%s does not follow folder %s: %w", s.name, f, store.ErrNotFound)
 }
 
 func (s *storeSource) Snapshots(ctx context.Context, f store.FolderID, afterSeq uint64) ([]store.SnapshotInfo, error) {
@@ -127,6 +145,39 @@ func (s *storeSource) Snapshot(ctx context.Context, f store.FolderID, seq uint64
 		return s.st.Latest(f)
 	}
 	return s.st.Snapshot(f, seq)
+}
+
+func (s *storeSource) History(ctx context.Context, f store.FolderID, afterSeq uint64, fn func(*store.Snapshot) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.known(f); err != nil {
+		return err
+	}
+	return s.st.Walk(f, afterSeq, func(snap *store.Snapshot) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fn(snap)
+	})
+}
+
+func (s *storeSource) HistoryConfig(ctx context.Context) (history.Config, error) {
+	var cfg history.Config
+	if err := ctx.Err(); err != nil {
+		return cfg, err
+	}
+	raw, err := s.st.HistoryConfig()
+	if errors.Is(err, store.ErrNotFound) {
+		return cfg, nil // never recorded: the defaults, as serve would use
+	}
+	if err != nil {
+		return cfg, err
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: history config: %w", s.name, err)
+	}
+	return cfg, nil
 }
 
 func (s *storeSource) Blob(ctx context.Context, id store.BlobID) ([]byte, error) {

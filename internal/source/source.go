@@ -1,9 +1,12 @@
-// Package source owns the read-only view of a snapshot store that the FUSE
-// mount (fusefs) and the git remote helper (git-remote-relay) read from: the
-// Source interface and its two implementations, over the read API of a
-// running `relay-git-sync serve` (NewHTTP) and over a data directory that no
-// server holds (OpenDataDir, or FromStore for a store this process already
-// has open).
+// Package source owns the read-only view of a snapshot store that every
+// reader goes through: the FUSE mount (fusefs), the git remote helper
+// (remotehelper), export and snapshots, and the read API itself (server/
+// serves a FromStore source). It has the Source interface and its two
+// implementations, over the read API of a running `relay-git-sync serve`
+// (NewHTTP, a thin layer over internal/readapi's client) and over a data
+// directory that no server holds (OpenDataDir, or FromStore for a store this
+// process already has open). Package sourcetest checks both against one
+// conformance suite.
 //
 // Badger is single-process, so whenever `serve` runs, other commands go
 // through its HTTP API; opening the data dir directly is only for when it
@@ -21,6 +24,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -37,7 +42,23 @@ type Source interface {
 	// (sorted by path); seq 0 means the latest. ErrNotFound when there is
 	// no such snapshot (or none at all, for seq 0).
 	Snapshot(ctx context.Context, f store.FolderID, seq uint64) (*store.Snapshot, error)
-	// Blob returns the content of blob id (a slice the caller owns).
+	// Folder returns folder f with its latest snapshot's seq and time,
+	// without reading any tree. An unknown folder is ErrNotFound, with a
+	// message that says where the folders are listed.
+	Folder(ctx context.Context, f store.FolderID) (Folder, error)
+	// History calls fn with each snapshot of folder f with Seq > afterSeq,
+	// oldest first, each with its whole tree sorted by path (fn may keep
+	// it). It reads the history in one pass, so a whole history costs
+	// O(changes), not O(snapshots × tree): the way to process many
+	// snapshots. An error from fn stops it and is returned as is; an
+	// unknown folder is ErrNotFound (before any call of fn).
+	History(ctx context.Context, f store.FolderID, afterSeq uint64, fn func(*store.Snapshot) error) error
+	// HistoryConfig returns the config (identity, Relay user map) the
+	// store's owner synthesizes commits with, which decides every commit
+	// id (see internal/history); the zero Config when none was recorded.
+	HistoryConfig(ctx context.Context) (history.Config, error)
+	// Blob returns the content of blob id (a slice the caller owns),
+	// checked against the id.
 	Blob(ctx context.Context, id store.BlobID) ([]byte, error)
 	// Close releases the source (the HTTP connections, or the data dir).
 	Close() error
@@ -60,12 +81,12 @@ var (
 
 	// ErrUnauthorized means the server rejected the token (HTTP 401). The
 	// error's text says which variable to set.
-	ErrUnauthorized = errors.New("token rejected")
+	ErrUnauthorized = readapi.ErrUnauthorized
 
 	// ErrUnreachable means no server answered at the URL (connection
 	// refused, DNS failure, timeout, or something that is not the
 	// relay-git-sync read API).
-	ErrUnreachable = errors.New("server unreachable")
+	ErrUnreachable = readapi.ErrUnreachable
 
 	// ErrLocked means the data directory is held by another process,
 	// normally a running `relay-git-sync serve`.
