@@ -25,9 +25,10 @@ import (
 // (issue 17). Now, once the disk is full: webhooks answer 503, /health
 // answers 503 and says why, the data_dir_full metric is 1 and the process
 // stays up. Then the tmpfs grows; serve resumes by itself, /health answers
-// 200, every attachment whose webhook was acknowledged (and, through the
-// reconcile, every other one) is in the latest snapshot with its content,
-// and SIGTERM ends serve with exit status 0.
+// 200, every attachment (those whose webhook was acknowledged, and through
+// the folder's later syncs the refused ones) is in the latest snapshot with
+// its content, every acknowledged event is recorded on a snapshot, and
+// SIGTERM ends serve with exit status 0.
 func TestServeDiskFull(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and mounts a tmpfs (skipped with -short)")
@@ -69,7 +70,7 @@ func TestServeDiskFull(t *testing.T) {
 	must(t, err)
 	defer logf.Close()
 	cmd := exec.Command(bin, "serve", "--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--commit-interval", "0.2", "--max-delay", "1s", "--reconcile-interval", "2s")
+		"--commit-interval", "0.2", "--max-delay", "1s", "--reconcile-interval", "0")
 	cmd.Env = append(os.Environ(),
 		"RELAY_SERVER_URL="+srv.URL(), "RELAY_SERVER_API_KEY="+fakeRelayKey,
 		"RELAY_GIT_DATA_DIR="+dataDir, "WEBHOOK_SECRET="+secret, "RELAY_GIT_API_TOKEN="+testAPIToken)
@@ -87,6 +88,11 @@ func TestServeDiskFull(t *testing.T) {
 		}
 		if t.Failed() {
 			log, _ := os.ReadFile(logPath)
+			// A Go crash is followed by every goroutine's stack: show
+			// its first lines rather than the tail.
+			if i := strings.Index(string(log), "\nfatal error"); i >= 0 {
+				log = log[:min(len(log), i+2000)]
+			}
 			t.Logf("serve.log:\n%s", tail(string(log), 60))
 		}
 	})
@@ -117,6 +123,10 @@ func TestServeDiskFull(t *testing.T) {
 			t.Fatal("serve did not answer /health with 200 within 20s")
 		}
 	}
+	// The reconcile at start (the only one: --reconcile-interval 0) is done
+	// before the first attachment, so each attachment reaches a snapshot
+	// only through webhooks: the events' users show which ones.
+	p.waitSnapshot(folder, 0, 20*time.Second, nil)
 
 	// One attachment and one webhook at a time, as relay-server sends
 	// them. The bytes are random so nothing compresses them.
@@ -146,14 +156,41 @@ func TestServeDiskFull(t *testing.T) {
 		return code
 	}
 
+	// landed waits until the latest snapshot lists the last attachment, so
+	// the next one is added only after its sync (a sync that saw it would
+	// leave its own event nothing to record). With untilFull it also stops
+	// once the disk is full, when the attachment cannot land.
+	landed := func(untilFull bool) {
+		t.Helper()
+		want := strings.TrimPrefix(files[len(files)-1].path, "/")
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			var snap apiSnapshot
+			if err := p.getJSON(folderPath(folder)+"/snapshots/latest", &snap); err == nil {
+				for _, f := range snap.Files {
+					if f.Path == want {
+						return
+					}
+				}
+			}
+			if code, _ := health(); untilFull && code == http.StatusServiceUnavailable {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is in no snapshot 10s after its webhook was acknowledged", want)
+			}
+		}
+	}
+
 	// Fill the disk: 16 MiB cannot hold 40 attachments, so webhooks must
 	// start answering 503.
 	refused := 0
 	for i := 0; i < 40 && refused < 3; i++ {
 		if add() == http.StatusServiceUnavailable {
 			refused++
+			time.Sleep(200 * time.Millisecond)
+		} else {
+			landed(true)
 		}
-		time.Sleep(300 * time.Millisecond) // lets serve sync and write the attachment
 		alive(fmt.Sprintf("after %d attachments", len(files)))
 	}
 	if refused == 0 {
@@ -196,12 +233,14 @@ func TestServeDiskFull(t *testing.T) {
 	}
 	for range 3 {
 		if code := add(); code < 200 || code >= 300 {
-			t.Errorf("webhook after the disk grew: HTTP %d, want 2xx", code)
+			t.Fatalf("webhook after the disk grew: HTTP %d, want 2xx", code)
 		}
+		landed(false)
 	}
 
-	// Every acknowledged attachment lands (the refused ones through the
-	// reconcile), with its bytes.
+	// Every acknowledged attachment lands with its bytes, and so do the
+	// refused ones: the folder's sync for a later webhook fetches every
+	// attachment its metadata lists.
 	var tree map[string]string
 	var missing []string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
@@ -219,6 +258,28 @@ func TestServeDiskFull(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("30s after the disk grew, the latest snapshot lacks %d of %d attachments (err %v): %s",
 				len(missing), len(files), err, strings.Join(missing, ", "))
+		}
+	}
+	// Each acknowledged webhook's event (its user is unique) is recorded on
+	// a snapshot, and the queue is empty: no acknowledged event was dropped
+	// or left behind on the full disk.
+	for deadline := time.Now().Add(10 * time.Second); p.metric("relay_git_sync_queue_depth") != 0 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := p.metric("relay_git_sync_queue_depth"); d != 0 {
+		t.Errorf("queue depth %v after every attachment landed, want 0", d)
+	}
+	snaps, err := p.snapshots(folder)
+	must(t, err)
+	users := map[string]bool{}
+	for _, s := range snaps {
+		for _, u := range s.Users {
+			users[u] = true
+		}
+	}
+	for i, a := range files {
+		if u := fmt.Sprintf("u%03d", i); a.acked && !users[u] {
+			t.Errorf("the acknowledged webhook for %s (user %s) is recorded on no snapshot", a.path, u)
 		}
 	}
 	if full := p.metric("relay_git_sync_data_dir_full"); full != 0 {
