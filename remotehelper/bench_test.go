@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
@@ -140,7 +141,7 @@ func BenchmarkTransports20k(b *testing.B) {
 	}
 	defer st.Close()
 	newVault(st, testFolder, 1, files).grow(b, snapshots)
-	be := &dataDirBackend{dir: dir, st: st}
+	src := source.FromStore(st)
 
 	b.ResetTimer()
 	var imp, pack time.Duration
@@ -160,7 +161,7 @@ func BenchmarkTransports20k(b *testing.B) {
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}
-		if err := fastImportStream(be, in); err != nil {
+		if err := fastImportStream(src, in); err != nil {
 			b.Fatal(err)
 		}
 		in.Close()
@@ -176,7 +177,7 @@ func BenchmarkTransports20k(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		s := &synthesis{be: be, folder: testFolder, pack: pw}
+		s := &synthesis{src: src, folder: testFolder, pack: pw}
 		if _, err := s.run(context.Background()); err != nil {
 			b.Fatal(err)
 		}
@@ -192,12 +193,12 @@ func BenchmarkTransports20k(b *testing.B) {
 }
 
 // fastImportStream writes the folder's history as a fast-import stream.
-func fastImportStream(be backend, w io.Writer) error {
+func fastImportStream(src source.Source, w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	syn := history.New(history.Config{}, memory.NewStorage())
 	var prev map[string]store.BlobID
 	fmt.Fprintf(bw, "feature done\n")
-	err := be.walk(context.Background(), testFolder, 0, func(s *store.Snapshot) error {
+	err := src.History(context.Background(), testFolder, 0, func(s *store.Snapshot) error {
 		m := syn.Meta(s)
 		fmt.Fprintf(bw, "commit refs/heads/main\nauthor %s\ncommitter %s\ndata %d\n%s\n", m.Author, m.Committer, len(m.Message), m.Message)
 		cur := make(map[string]store.BlobID, len(s.Files))
@@ -213,7 +214,7 @@ func fastImportStream(be backend, w io.Writer) error {
 			if id, ok := prev[f.Path]; ok && id == f.Blob {
 				continue
 			}
-			data, err := be.blob(context.Background(), f.Blob)
+			data, err := src.Blob(context.Background(), f.Blob)
 			if err != nil {
 				return err
 			}

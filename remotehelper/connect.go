@@ -8,6 +8,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 )
 
 // connect opens the target and reads its history config. For a server, the
@@ -15,19 +16,22 @@ import (
 // fill`, without prompting), $RELAY_GIT_TOKEN, and a prompt on the terminal
 // (when git may prompt). A rejected credential is passed to `git credential
 // reject`, an accepted one from fill to `git credential approve`.
-func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
+func (h *helper) connect(ctx context.Context) (source.Source, history.Config, error) {
 	var cfg history.Config
 	t := h.target
 	if t.DataDir != "" {
-		be, err := openDataDir(t.DataDir, h.log)
+		src, err := source.OpenDataDir(t.DataDir)
+		if errors.Is(err, source.ErrLocked) {
+			return nil, cfg, fmt.Errorf("data dir %s is in use, most likely by a running `relay-git-sync serve`: clone through that server instead (relay::http://host:port/<relay-id>/<folder-id>)", t.DataDir)
+		}
 		if err != nil {
 			return nil, cfg, err
 		}
-		if cfg, err = be.historyConfig(ctx); err != nil {
-			be.close()
+		if cfg, err = src.HistoryConfig(ctx); err != nil {
+			src.Close()
 			return nil, cfg, err
 		}
-		return be, cfg, nil
+		return src, cfg, nil
 	}
 
 	type attempt struct {
@@ -35,12 +39,15 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 		token  string
 		cred   *gitcred.Credential // from git credential fill
 	}
-	try := func(a attempt) (backend, error) {
-		be := newHTTPBackend(t.Server, a.token)
-		c, err := be.historyConfig(ctx)
+	try := func(a attempt) (source.Source, error) {
+		src, err := source.NewHTTP(t.Server, a.token, source.WithUserAgent("git-remote-relay"))
 		if err != nil {
-			be.close()
-			if errors.Is(err, errUnauthorized) && a.cred != nil {
+			return nil, err
+		}
+		c, err := src.HistoryConfig(ctx)
+		if err != nil {
+			src.Close()
+			if errors.Is(err, source.ErrUnauthorized) && a.cred != nil {
 				if rerr := a.cred.Reject(ctx, h.git.cred()); rerr != nil {
 					h.log.Warn("git credential reject failed", "err", rerr)
 				}
@@ -53,7 +60,7 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 			}
 		}
 		cfg = c
-		return be, nil
+		return src, nil
 	}
 	next := []func() (attempt, bool){
 		func() (attempt, bool) {
@@ -85,11 +92,11 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 		if !ok {
 			continue
 		}
-		be, err := try(a)
+		src, err := try(a)
 		if err == nil {
-			return be, cfg, nil
+			return src, cfg, nil
 		}
-		if !errors.Is(err, errUnauthorized) {
+		if !errors.Is(err, source.ErrUnauthorized) {
 			return nil, cfg, err
 		}
 		rejected = append(rejected, a.source)
@@ -97,20 +104,20 @@ func (h *helper) connect(ctx context.Context) (backend, history.Config, error) {
 	}
 	if len(rejected) == 0 {
 		// No token anywhere: one request tells "no server" from "needs a token".
-		be, err := try(attempt{})
+		src, err := try(attempt{})
 		if err == nil {
-			return be, cfg, nil
+			return src, cfg, nil
 		}
-		if !errors.Is(err, errUnauthorized) {
+		if !errors.Is(err, source.ErrUnauthorized) {
 			return nil, cfg, err
 		}
-		return nil, cfg, kindErrorf(errUnauthorized, "%s needs its read API token (RELAY_GIT_API_TOKEN on the server) and none was found.\n%s", t.Server, tokenHelp(t.Server))
+		return nil, cfg, fmt.Errorf("%s needs its read API token (RELAY_GIT_API_TOKEN on the server) and none was found.\n%s", t.Server, tokenHelp(t.Server))
 	}
 	msg := fmt.Sprintf("%s rejected %s", t.Server, strings.Join(rejected, " and "))
 	if helperRejected {
 		msg += " (now removed from the credential helper with `git credential reject`)"
 	}
-	return nil, cfg, kindErrorf(errUnauthorized, "%s.\n%s", msg, tokenHelp(t.Server))
+	return nil, cfg, fmt.Errorf("%s.\n%s", msg, tokenHelp(t.Server))
 }
 
 func tokenHelp(server string) string {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -156,9 +157,12 @@ func TestServeCloneFetchPull(t *testing.T) {
 
 	// The same ids as internal/history over the same snapshots, and as a
 	// clone made now.
-	be := newHTTPBackend(srv.url, e2eToken)
-	ids := linearIDs(t, be, f)
-	be.close()
+	src, err := source.NewHTTP(srv.url, e2eToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := linearIDs(t, src, f)
+	src.Close()
 	if tip := revParse(g, repo, "HEAD"); tip != ids[len(ids)-1].String() || ids[0].String() != revParse(g, repo, "HEAD~"+strconv.Itoa(len(ids)-1)) {
 		t.Errorf("HEAD %s, history.Linear %v", tip, ids)
 	}
@@ -340,7 +344,7 @@ func TestDataDirCloneFetch(t *testing.T) {
 	a := filepath.Join(work, "a")
 
 	st := v.reopen(t, dir)
-	ids := linearIDs(t, &dataDirBackend{dir: dir, st: st}, testFolder)
+	ids := linearIDs(t, source.FromStore(st), testFolder)
 	st.Close()
 	if tip := revParse(g, a, "HEAD"); tip != ids[len(ids)-1].String() {
 		t.Fatalf("clone HEAD %s, history.Linear %s", tip, ids[len(ids)-1])
@@ -400,7 +404,7 @@ func TestDataDirCloneFetch(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	ids = linearIDs(t, &dataDirBackend{dir: dir, st: st}, testFolder)
+	ids = linearIDs(t, source.FromStore(st), testFolder)
 	st.Close()
 	_, stderr := g.git2(a, "fetch", "-v")
 	n, blobs, objects := fetchStats(t, stderr)
@@ -489,7 +493,7 @@ func TestHistoryConfigChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	v.grow(t, 2)
-	ids := linearIDs(t, &dataDirBackend{dir: dir, st: st}, testFolder)
+	ids := linearIDs(t, source.FromStore(st), testFolder)
 	st.Close()
 	_, stderr := g.git2(repo, "fetch")
 	if !strings.Contains(stderr, "(forced update)") {
@@ -562,7 +566,7 @@ func TestRebuiltDataDir(t *testing.T) {
 		t.Errorf("fetch from a rebuilt data dir:\n%s", stderr)
 	}
 	st := v.reopen(t, dir)
-	ids := linearIDs(t, &dataDirBackend{dir: dir, st: st}, testFolder)
+	ids := linearIDs(t, source.FromStore(st), testFolder)
 	st.Close()
 	if tip := revParse(g, repo, "origin/main"); tip != ids[len(ids)-1].String() {
 		t.Errorf("origin/main %s, want %s", tip, ids[len(ids)-1])

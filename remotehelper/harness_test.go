@@ -25,6 +25,7 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
@@ -171,15 +172,15 @@ func refs(g *gitEnv, dir string) string {
 
 // linearTip synthesizes the folder's whole history with internal/history
 // (as a connector mirror would) and returns the commit ids in order.
-func linearIDs(t testing.TB, be backend, f store.FolderID) []plumbing.Hash {
+func linearIDs(t testing.TB, src source.Source, f store.FolderID) []plumbing.Hash {
 	t.Helper()
 	ctx := context.Background()
-	cfg, err := be.historyConfig(ctx)
+	cfg, err := src.HistoryConfig(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var snaps []*store.Snapshot
-	if err := be.walk(ctx, f, 0, func(s *store.Snapshot) error { snaps = append(snaps, s); return nil }); err != nil {
+	if err := src.History(ctx, f, 0, func(s *store.Snapshot) error { snaps = append(snaps, s); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	ids, err := history.New(cfg, memory.NewStorage()).Linear(snaps, plumbing.ZeroHash)
@@ -334,12 +335,15 @@ func (s *serveBin) stop() {
 // waitFor polls the folder's latest snapshot until ok accepts it.
 func (s *serveBin) waitFor(f store.FolderID, what string, ok func(*store.Snapshot) bool) *store.Snapshot {
 	s.t.Helper()
-	be := newHTTPBackend(s.url, s.token)
-	defer be.close()
+	src, err := source.NewHTTP(s.url, s.token)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer src.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var latest *store.Snapshot
-		err := be.walk(context.Background(), f, 0, func(snap *store.Snapshot) error { latest = snap; return nil })
+		err := src.History(context.Background(), f, 0, func(snap *store.Snapshot) error { latest = snap; return nil })
 		if err == nil && latest != nil && ok(latest) {
 			return latest
 		}

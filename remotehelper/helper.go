@@ -15,6 +15,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 )
 
 // Branch is the one branch a relay:: remote has; HEAD points at it.
@@ -59,13 +60,13 @@ type helper struct {
 	cloning           bool
 
 	// What list found, for fetch.
-	be       backend
+	src      source.Source
 	tip      plumbing.Hash
 	pack     *packWriter // objects to hand over at fetch; nil when none
 	complete bool        // the pack alone holds the whole history
 	oldRef   plumbing.Hash
 	stats    string
-	closing  []chan struct{} // backends being closed
+	closing  []chan struct{} // sources being closed
 }
 
 // Run speaks the remote helper protocol (gitremote-helpers(7)) on cfg's
@@ -189,12 +190,12 @@ func (h *helper) list(ctx context.Context) error {
 		h.pack = nil
 	}
 	h.tip, h.oldRef, h.complete, h.stats = plumbing.ZeroHash, plumbing.ZeroHash, false, ""
-	be, cfg, err := h.connect(ctx)
+	src, cfg, err := h.connect(ctx)
 	if err != nil {
 		return err
 	}
-	h.be = be
-	defer h.closeBackend()
+	h.src = src
+	defer h.closeSource()
 	f := h.target.Folder
 	var base *localTip
 	if h.repo != nil {
@@ -207,10 +208,11 @@ func (h *helper) list(ctx context.Context) error {
 		if base != nil {
 			after = base.seq
 		}
-		latest, err := be.latest(ctx, f, after)
+		head, err := src.Folder(ctx, f)
 		if err != nil {
 			return err
 		}
+		latest := head.LatestSeq
 		if base != nil && base.seq > latest {
 			// The server's history is shorter than this repository's
 			// (a rebuilt data dir): start afresh.
@@ -221,7 +223,7 @@ func (h *helper) list(ctx context.Context) error {
 			h.printf("\n") // no snapshots yet: an empty repository
 			return nil
 		}
-		s := &synthesis{be: be, folder: f, cfg: cfg, base: base}
+		s := &synthesis{src: src, folder: f, cfg: cfg, base: base}
 		if base != nil {
 			s.repo = h.repo
 		}
@@ -349,20 +351,20 @@ func (h *helper) absoluteRemoteURL(ctx context.Context) {
 	}
 }
 
-// closeBackend closes the backend in the background: everything list
+// closeSource closes the source in the background: everything list
 // needs is read by then, and closing a data dir's store takes a while
 // (Badger flushes and stops its compactors), time git spends meanwhile
 // checking and updating its refs.
-func (h *helper) closeBackend() {
-	if h.be == nil {
+func (h *helper) closeSource() {
+	if h.src == nil {
 		return
 	}
-	be, done := h.be, make(chan struct{})
-	h.be = nil
+	src, done := h.src, make(chan struct{})
+	h.src = nil
 	h.closing = append(h.closing, done)
 	go func() {
 		defer close(done)
-		if err := be.close(); err != nil {
+		if err := src.Close(); err != nil {
 			h.log.Warn("closing the data dir", "err", err)
 		}
 	}()
@@ -372,7 +374,7 @@ func (h *helper) cleanup() {
 	if h.pack != nil {
 		h.pack.abort()
 	}
-	h.closeBackend()
+	h.closeSource()
 	for _, done := range h.closing {
 		<-done
 	}

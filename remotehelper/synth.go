@@ -12,6 +12,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/storer"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -19,7 +20,8 @@ import (
 // Synthesizer, with the server's Config, so the ids are the server's) whose
 // objects go into one pack. Four stages run concurrently:
 //
-//   - the walker reads the snapshots (one pass: store.Walk or GET …/history)
+//   - the walker reads the snapshots (one pass: Source.History, which is
+//     store.Walk or GET …/history)
 //     and finds the blobs each one adds — only those not already in the pack
 //     or in the repository;
 //   - workers read those blobs (the store decodes them; over HTTP they are
@@ -38,8 +40,13 @@ import (
 // identity, say — and everything is synthesized afresh). Only later
 // snapshots are written: a fetch costs O(new snapshots).
 
+// blobWorkers is how many blobs are read at once: downloads are
+// latency-bound, and from a data dir the store's decoding is CPU work that
+// the Go scheduler spreads over the cores.
+const blobWorkers = 8
+
 type synthesis struct {
-	be     backend
+	src    source.Source
 	folder store.FolderID
 	cfg    history.Config
 	base   *localTip   // nil: from the folder's first snapshot
@@ -98,12 +105,12 @@ func (s *synthesis) run(parent context.Context) (synthResult, error) {
 	}
 	writerDone := make(chan writerResult, 1)
 	if s.pack != nil {
-		for range s.be.blobWorkers() {
+		for range blobWorkers {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				for j := range jobs {
-					j.run(ctx, s.be)
+					j.run(ctx, s.src)
 				}
 			}()
 		}
@@ -268,7 +275,7 @@ func (s *synthesis) walk(ctx context.Context, items chan<- walkItem, jobs chan<-
 			return ctx.Err()
 		}
 	}
-	return s.be.walk(ctx, s.folder, after, func(snap *store.Snapshot) error {
+	return s.src.History(ctx, s.folder, after, func(snap *store.Snapshot) error {
 		if first && s.base != nil {
 			first = false
 			if snap.Seq != s.base.seq {
@@ -357,9 +364,9 @@ type blobJob struct {
 	data []byte // the content, until the next version takes it
 }
 
-func (j *blobJob) run(ctx context.Context, be backend) {
+func (j *blobJob) run(ctx context.Context, src source.Source) {
 	defer close(j.done)
-	data, err := be.blob(ctx, j.id)
+	data, err := src.Blob(ctx, j.id)
 	if err != nil {
 		j.err = fmt.Errorf("reading blob %s: %w", j.id, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
@@ -59,6 +60,15 @@ func TestParseURL(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("%q: %+v, %v; want %+v", c.url, got, err, c.want)
 		}
+	}
+	// Credentials in a URL are refused and never repeated.
+	for _, raw := range []string{"relay::https://alice:s3cret@h/" + r + "/" + f, "https://s3cret@h/" + r + "?x"} {
+		if _, err := ParseURL(raw, server, "/"); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("%q: %v", raw, err)
+		}
+	}
+	if _, err := ParseURL(r+"/"+f, func() string { return "https://alice:s3cret@h" }, "/"); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("default server with credentials: %v", err)
 	}
 	// A bad default server is reported as such.
 	if _, err := ParseURL(r+"/"+f, func() string { return "sync.example.com" }, "/"); err == nil || !strings.Contains(err.Error(), "relay.url") {
@@ -287,12 +297,12 @@ func TestRunInProcess(t *testing.T) {
 	}
 	git("update-ref", "refs/heads/main", tip)
 	st := v.reopen(t, dir)
-	ids := linearIDs(t, &dataDirBackend{dir: dir, st: st}, testFolder)
+	ids := linearIDs(t, source.FromStore(st), testFolder)
 	if tip != ids[len(ids)-1].String() {
 		t.Fatalf("tip %s, want %s", tip, ids[len(ids)-1])
 	}
 	v.grow(t, 25)
-	ids = linearIDs(t, &dataDirBackend{dir: dir, st: st}, testFolder)
+	ids = linearIDs(t, source.FromStore(st), testFolder)
 	st.Close()
 
 	tip, answer = session(false)

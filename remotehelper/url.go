@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -60,7 +61,7 @@ const urlForms = `use one of
 func ParseURL(raw string, defaultServer func() string, cwd string) (Target, error) {
 	s := strings.TrimPrefix(strings.TrimSpace(raw), "relay::")
 	bad := func(why string) (Target, error) {
-		return Target{}, fmt.Errorf("malformed relay:: URL %q: %s; %s", raw, why, urlForms)
+		return Target{}, fmt.Errorf("malformed relay:: URL %q: %s; %s", readapi.RedactURL(raw), why, urlForms)
 	}
 	if s == "" {
 		return bad("empty")
@@ -130,7 +131,7 @@ func ParseURL(raw string, defaultServer func() string, cwd string) (Target, erro
 		}
 		u, err := url.Parse(server)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" {
-			return Target{}, fmt.Errorf("server URL %q (from git config relay.url or %s) is not http(s)://host[:port][/prefix]", server, EnvServerURL)
+			return Target{}, fmt.Errorf("server URL %q (from git config relay.url or %s) is not http(s)://host[:port][/prefix]", readapi.RedactURL(server), EnvServerURL)
 		}
 		return Target{Folder: f, Server: u.Scheme + "://" + u.Host + strings.TrimSuffix(u.Path, "/")}, nil
 	}
