@@ -43,10 +43,7 @@ Directories carry their snapshot's time as mtime, and each file the time of
 the snapshot that last changed it. Writing, creating, renaming and deleting
 fail with "Read-only file system".
 
-The folder is read from a running ` + "`relay-git-sync serve`" + ` when --server (or
-` + envReadURL + `) is given, with the token from ` + envReadToken + ` (the server's
-RELAY_GIT_API_TOKEN); otherwise from the data dir (--data-dir), which only
-works while no serve holds it. If the server becomes unreachable while
+` + readFromHelp + ` If the server becomes unreachable while
 mounted, the mount stays up, serves what it has already read, and says so in
 the log.
 
@@ -84,19 +81,7 @@ for users other than root the fuse3 package (apt-get install fuse3).`,
 			if err := fusefs.CheckMountpoint(mnt); err != nil {
 				return err
 			}
-			if serverURL == "" {
-				serverURL = opts.getenv(envReadURL)
-			}
-
-			var src source.Source
-			var from string
-			if serverURL != "" {
-				src, err = source.NewHTTP(serverURL, opts.getenv(envReadToken))
-				from = serverURL
-			} else {
-				src, err = source.OpenDataDir(opts.DataDir)
-				from = "data dir " + opts.DataDir
-			}
+			src, from, err := opts.openSource(cmd, serverURL)
 			if err != nil {
 				return err
 			}

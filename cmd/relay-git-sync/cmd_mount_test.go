@@ -100,8 +100,8 @@ func TestMountArgumentErrors(t *testing.T) {
 		{"no token", nil, []string{"mount", "--server", url, mountTestFolder, empty}, "no token given: set RELAY_GIT_TOKEN"},
 		{"wrong token", map[string]string{envReadToken: "nope"}, []string{"mount", "--server", url, mountTestFolder, empty}, "token rejected"},
 		{"unknown folder", map[string]string{envReadToken: mountTestToken}, []string{"mount", "--server", url, unknown, empty}, "not found on " + url},
-		{"data dir held by serve", nil, []string{"--data-dir", dataDir, "mount", mountTestFolder, empty}, "held by a running relay-git-sync serve; use --server URL instead"},
-		{"data dir without store", nil, []string{"--data-dir", noStore, "mount", mountTestFolder, empty}, "has no snapshot store"},
+		{"data dir held by serve", nil, []string{"--data-dir", dataDir, "mount", mountTestFolder, empty}, "is in use by"},
+		{"data dir without store", nil, []string{"--data-dir", noStore, "mount", mountTestFolder, empty}, "no snapshot store at"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,7 +43,7 @@ func OpenDataDir(dir string) (Source, error) {
 	st, err := store.Open(db, store.Options{})
 	if err != nil {
 		if isLockError(err) {
-			return nil, fmt.Errorf("data dir %s is held by a running relay-git-sync serve; use --server URL instead (or stop the other process using it): %w", dir, ErrLocked)
+			return nil, fmt.Errorf("data dir %s is in use by another process (most likely `relay-git-sync serve`): read through that server instead, or stop it: %w", dir, ErrLocked)
 		}
 		return nil, err
 	}
