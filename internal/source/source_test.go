@@ -96,7 +96,7 @@ func TestDataDirErrors(t *testing.T) {
 	}
 	// While another Store (a running serve) holds the directory.
 	_, err = source.OpenDataDir(dir)
-	if !errors.Is(err, source.ErrLocked) || !strings.Contains(err.Error(), "use --server URL") {
+	if !errors.Is(err, source.ErrLocked) || !strings.Contains(err.Error(), "read through that server instead") {
 		t.Errorf("OpenDataDir of a held data dir: %v", err)
 	}
 	if err := st.Close(); err != nil {
