@@ -25,15 +25,15 @@ const (
 )
 
 // requireAPIToken guards the read API: "Authorization: Bearer <token>"
-// (scheme case-insensitive, RFC 7235), compared in constant time.
+// (scheme in any case, RFC 9110), compared in constant time.
 func (s *server) requireAPIToken(c *gin.Context) {
 	c.Header("Cache-Control", "no-store") // overridden by immutable answers
 	if s.cfg.APIToken == "" {
 		s.apiUnauthorized(c, msgAPIDisabled, "read API disabled")
 		return
 	}
-	scheme, token, ok := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+	token, ok := bearerToken(c.GetHeader("Authorization"))
+	if !ok || token == "" {
 		s.apiUnauthorized(c, msgAPIAuthNeeded, "no bearer token")
 		return
 	}

@@ -52,8 +52,7 @@ func (s *server) webhook(c *gin.Context) {
 	var sig sigHeaders
 	switch s.auth {
 	case authShared:
-		h := r.Header.Get("Authorization")
-		presented, ok := strings.CutPrefix(h, "Bearer ")
+		presented, ok := bearerToken(r.Header.Get("Authorization"))
 		if !ok {
 			reject(http.StatusUnauthorized, OutcomeUnauthorized, errAuthRequired,
 				"webhook rejected: no Bearer authorization")
@@ -195,4 +194,15 @@ func (s *server) readBody(r *http.Request) ([]byte, error) {
 		return nil, errTooLarge
 	}
 	return buf.Bytes(), nil
+}
+
+// bearerToken returns the credentials of an "Authorization: Bearer <token>"
+// header value. The scheme is matched in any case (RFC 9110, 11.1); ok is
+// false when the header is not of the Bearer scheme.
+func bearerToken(header string) (token string, ok bool) {
+	scheme, token, found := strings.Cut(header, " ")
+	if !found || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return token, true
 }

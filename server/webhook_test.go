@@ -69,8 +69,10 @@ func TestSharedSecretAuth(t *testing.T) {
 	}{
 		{"missing", "", 401, required},
 		{"basic", "Basic " + testSecret, 401, required},
-		{"lower-case bearer", "bearer " + testSecret, 401, required},
-		{"upper-case BEARER", "BEARER " + testSecret, 401, required},
+		{"lower-case bearer", "bearer " + testSecret, 200, okBody},
+		{"upper-case BEARER", "BEARER " + testSecret, 200, okBody},
+		{"mixed-case bEaReR", "bEaReR " + testSecret, 200, okBody},
+		{"lower-case wrong", "bearer nope", 401, failed},
 		{"no space", "Bearer" + testSecret, 401, required},
 		{"bare secret", testSecret, 401, required},
 		{"Bearer only", "Bearer", 401, required},
