@@ -63,6 +63,9 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 	root.SetOut(opts.stdout)
 	root.SetErr(opts.stderr)
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if hint := serveFlagHint(cmd, err); hint != "" {
+			return fmt.Errorf("%w; %s", err, hint)
+		}
 		return fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())
 	})
 
@@ -91,6 +94,39 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 		newDemoCmd(opts),
 	)
 	return root
+}
+
+// serveFlagHint points to serve when err is an unknown flag that serve
+// has: the original ran the server as `app.py --port 8000`, so
+// `relay-git-sync --port 8000` is a likely first try.
+func serveFlagHint(cmd *cobra.Command, err error) string {
+	var notExist *pflag.NotExistError
+	if !errors.As(err, &notExist) {
+		return ""
+	}
+	var serve *cobra.Command
+	for _, c := range cmd.Root().Commands() {
+		if c.Name() == "serve" {
+			serve = c
+		}
+	}
+	if serve == nil || cmd == serve {
+		return ""
+	}
+	var flag *pflag.Flag
+	if notExist.GetSpecifiedShortnames() != "" {
+		flag = serve.Flags().ShorthandLookup(notExist.GetSpecifiedName())
+	} else {
+		flag = serve.Flags().Lookup(notExist.GetSpecifiedName())
+	}
+	if flag == nil {
+		return ""
+	}
+	value := " …"
+	if flag.Value.Type() == "bool" {
+		value = ""
+	}
+	return fmt.Sprintf("it is a flag of serve: did you mean `%s serve --%s%s`?", cmd.Root().Name(), flag.Name, value)
 }
 
 // resolve fills what the command line left unset from the environment and

@@ -186,3 +186,37 @@ func TestExitCode(t *testing.T) {
 		})
 	}
 }
+
+func TestServeFlagOutsideServe(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		hint string // "" = no hint expected
+	}{
+		{[]string{"--port", "8000"}, "did you mean `relay-git-sync serve --port …`?"},
+		{[]string{"--commit-interval=5"}, "did you mean `relay-git-sync serve --commit-interval …`?"},
+		{[]string{"--insecure-no-webhook-auth"}, "did you mean `relay-git-sync serve --insecure-no-webhook-auth`?"},
+		{[]string{"snapshots", "--webhook-secret", "x"}, "did you mean `relay-git-sync serve --webhook-secret …`?"},
+		{[]string{"--no-such-flag"}, ""},
+		{[]string{"serve", "--no-such-flag"}, ""},
+	}
+	for _, tc := range tests {
+		_, _, _, err := execute(t, nil, tc.args...)
+		if err == nil {
+			t.Errorf("%q: no error", tc.args)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "unknown flag: --") {
+			t.Errorf("%q: err = %q, want pflag's unknown flag message first", tc.args, err)
+		}
+		if tc.hint == "" {
+			if strings.Contains(err.Error(), "did you mean") {
+				t.Errorf("%q: err = %q, want no hint", tc.args, err)
+			}
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.hint) {
+			t.Errorf("%q: err = %q, want it to contain %q", tc.args, err, tc.hint)
+		}
+	}
+}
