@@ -91,11 +91,16 @@ type Doc struct {
 	pendingStructs map[uint64][]*item
 	pendingMissing map[uint64]uint64
 	pendingDeletes deleteSet
+
+	// localDeletes holds the clock ranges deleted by local edits (while
+	// inLocal is set), for EncodeLocalChanges.
+	localDeletes deleteSet
+	inLocal      bool
 }
 
 // NewDoc returns an empty document with client id 1 and GC on.
 func NewDoc() *Doc {
-	return &Doc{ClientID: 1, GC: true, store: newStructStore(), share: map[string]*Type{}}
+	return &Doc{ClientID: 1, GC: true, store: newStructStore(), share: map[string]*Type{}, localDeletes: deleteSet{}}
 }
 
 // root returns the root type name, creating it with an unknown kind.

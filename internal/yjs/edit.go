@@ -10,8 +10,20 @@ import (
 
 var errDetached = errors.New("yjs: type is not part of a document")
 
+// local marks the deletions made until the returned function runs as the
+// document's own (see EncodeLocalChanges).
+func (t *Type) local() func() {
+	d := t.doc
+	if d == nil || d.inLocal {
+		return func() {}
+	}
+	d.inLocal = true
+	return func() { d.inLocal = false }
+}
+
 // Insert inserts s into a text at UTF-16 offset index.
 func (t *Type) Insert(index int, s string) error {
+	defer t.local()()
 	if s == "" {
 		return nil
 	}
@@ -26,6 +38,7 @@ func (t *Type) Insert(index int, s string) error {
 // InsertValues inserts JSON-like values (see ToJSON) or []byte into an
 // array at index.
 func (t *Type) InsertValues(index int, vals ...any) error {
+	defer t.local()()
 	left, right, err := t.position(index, false)
 	if err != nil {
 		return err
@@ -63,6 +76,7 @@ func (t *Type) Push(vals ...any) error { return t.InsertValues(t.Len(), vals...)
 // InsertType inserts a new, empty nested type of kind k into an array at
 // index and returns it.
 func (t *Type) InsertType(index int, k Kind) (*Type, error) {
+	defer t.local()()
 	left, right, err := t.position(index, false)
 	if err != nil {
 		return nil, err
@@ -77,6 +91,7 @@ func (t *Type) InsertType(index int, k Kind) (*Type, error) {
 
 // Delete removes length elements (UTF-16 code units for text) at index.
 func (t *Type) Delete(index, length int) error {
+	defer t.local()()
 	if length == 0 {
 		return nil
 	}
@@ -106,6 +121,7 @@ func (t *Type) Delete(index, length int) error {
 
 // Set sets a map key to a JSON-like value (see ToJSON) or []byte.
 func (t *Type) Set(key string, v any) error {
+	defer t.local()()
 	if err := checkValue(v); err != nil {
 		return err
 	}
@@ -119,6 +135,7 @@ func (t *Type) Set(key string, v any) error {
 // SetType sets a map key to a new, empty nested type of kind k and
 // returns it.
 func (t *Type) SetType(key string, k Kind) (*Type, error) {
+	defer t.local()()
 	nt, err := newNested(t.doc, k)
 	if err != nil {
 		return nil, err
@@ -128,6 +145,7 @@ func (t *Type) SetType(key string, k Kind) (*Type, error) {
 
 // DeleteKey removes a map key.
 func (t *Type) DeleteKey(key string) {
+	defer t.local()()
 	if it := t.m[key]; it != nil && !it.deleted {
 		t.doc.deleteItem(it)
 		t.doc.collect(it)

@@ -223,6 +223,9 @@ func (d *Doc) deleteItem(it *item) {
 			it.parent.length -= it.length
 		}
 		it.deleted = true
+		if d.inLocal {
+			d.localDeletes.add(it.id.Client, it.id.Clock, it.length)
+		}
 		if ct, ok := it.content.(*contentType); ok {
 			for c := ct.t.start; c != nil; c = c.right {
 				if !c.deleted {

@@ -349,7 +349,7 @@ func (d *Doc) EncodeStateAsUpdate() ([]byte, error) {
 		w.varUint(c)
 		w.varUint(structs[0].id.Clock)
 		for _, it := range structs {
-			if err := writeStruct(w, it); err != nil {
+			if err := writeStruct(w, it, 0); err != nil {
 				return nil, err
 			}
 		}
@@ -358,14 +358,21 @@ func (d *Doc) EncodeStateAsUpdate() ([]byte, error) {
 	return w.buf, nil
 }
 
-func writeStruct(w *writer, it *item) error {
+// writeStruct writes it without its first offset clock units, as yjs's
+// Item.write and GC.write do: the rest of an item then has the unit before
+// it as its origin.
+func writeStruct(w *writer, it *item, offset uint64) error {
 	if it.kind == kindGC {
 		w.byte(refGC)
-		w.varUint(it.length)
+		w.varUint(it.length - offset)
 		return nil
 	}
+	origin, hasOrigin := it.origin, it.hasOrigin
+	if offset > 0 {
+		origin, hasOrigin = ID{it.id.Client, it.id.Clock + offset - 1}, true
+	}
 	info := it.content.ref()
-	if it.hasOrigin {
+	if hasOrigin {
 		info |= 0x80
 	}
 	if it.hasRightOrigin {
@@ -375,15 +382,15 @@ func writeStruct(w *writer, it *item) error {
 		info |= 0x20
 	}
 	w.byte(info)
-	if it.hasOrigin {
-		w.varUint(it.origin.Client)
-		w.varUint(it.origin.Clock)
+	if hasOrigin {
+		w.varUint(origin.Client)
+		w.varUint(origin.Clock)
 	}
 	if it.hasRightOrigin {
 		w.varUint(it.rightOrigin.Client)
 		w.varUint(it.rightOrigin.Clock)
 	}
-	if !it.hasOrigin && !it.hasRightOrigin {
+	if !hasOrigin && !it.hasRightOrigin {
 		if p := it.parent; p.item == nil {
 			w.varUint(1)
 			w.string(p.name)
@@ -396,7 +403,7 @@ func writeStruct(w *writer, it *item) error {
 			w.string(it.parentSub)
 		}
 	}
-	return it.content.write(w, 0)
+	return it.content.write(w, offset)
 }
 
 // writeStoreDeleteSet writes every deleted clock range of the store,
