@@ -62,6 +62,9 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 	}
 	root.SetOut(opts.stdout)
 	root.SetErr(opts.stderr)
+	// --version prints what the version command prints.
+	root.Version = version
+	root.SetVersionTemplate(versionString())
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		if hint := serveFlagHint(cmd, err); hint != "" {
 			return fmt.Errorf("%w; %s", err, hint)

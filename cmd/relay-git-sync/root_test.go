@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,13 +140,56 @@ func TestGroupWithoutSubcommandFails(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	t.Parallel()
-	_, stdout, _, err := execute(t, nil, "version")
-	if err != nil {
-		t.Fatal(err)
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		_, stdout, _, err := execute(t, nil, args...)
+		if err != nil {
+			t.Fatalf("%q: %v", args, err)
+		}
+		for _, want := range []string{"relay-git-sync dev\n", runtime.Version()} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%q: output %q lacks %q", args, stdout, want)
+			}
+		}
 	}
-	for _, want := range []string{"relay-git-sync dev\n", runtime.Version()} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("version output %q lacks %q", stdout, want)
+	// -v stays --verbose.
+	if opts, stdout, _, err := execute(t, nil, "-v", "probe"); err != nil || !opts.Verbose || stdout != "" {
+		t.Errorf("-v probe: verbose %v, stdout %q, err %v; want verbose and nothing printed", opts.Verbose, stdout, err)
+	}
+}
+
+func TestFromBuildInfo(t *testing.T) {
+	t.Parallel()
+	vcs := func(rev, modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: modified}}
+	}
+	const rev = "07f5942d5c0b6a1f8a3e1e4b0c8f2a9d6e3b7c11"
+	tests := []struct {
+		name              string
+		link              string
+		bi                *debug.BuildInfo
+		version, revision string
+	}{
+		{"no build info", "dev", nil, "dev", ""},
+		{"go install module@version", "dev",
+			&debug.BuildInfo{Main: debug.Module{Path: "github.com/relay-git-sync/relay-git-sync", Version: "v1.2.3"}},
+			"v1.2.3", ""},
+		{"go build in a clean checkout", "dev",
+			&debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261202131833-07f5942d5c0b"}, Settings: vcs(rev, "false")},
+			"v0.0.0-20261202131833-07f5942d5c0b", rev},
+		{"go build in a modified checkout", "dev",
+			&debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261202131833-07f5942d5c0b+dirty"}, Settings: vcs(rev, "true")},
+			"v0.0.0-20261202131833-07f5942d5c0b+dirty", rev + " (modified)"},
+		{"devel build outside a module version", "dev",
+			&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs(rev, "false")},
+			"dev", rev},
+		{"linker flag wins", "v2.0.0",
+			&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: vcs(rev, "false")},
+			"v2.0.0", rev},
+	}
+	for _, tc := range tests {
+		v, r := fromBuildInfo(tc.link, tc.bi)
+		if v != tc.version || r != tc.revision {
+			t.Errorf("%s: fromBuildInfo = (%q, %q), want (%q, %q)", tc.name, v, r, tc.version, tc.revision)
 		}
 	}
 }
