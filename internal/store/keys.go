@@ -30,6 +30,8 @@ import "encoding/binary"
 //	'h'     "h"                                    history config (opaque JSON)        SetHistoryConfig (settings.go)
 //	'p'     'p' relay[16] folder[16] n conn[n]     push state ('s') or owned paths     SetPushState (pushstate.go)
 //	        kind                                   ('o') of a mirror connector
+//	'k'     'k' relay[16] folder[16]               held record: the mass-deletion     AddSnapshot, ReleaseHold,
+//	                                               hold and dropped snapshots          DropHold (held.go)
 //
 // Records are hand-written binary (encoding/binary varints; see codec.go for
 // each record's fields). A reader that meets an unknown format byte returns

@@ -445,7 +445,16 @@ func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs [
 	entries := len(removed) + len(upserted)
 	ckpt := st.since+entries >= 2*len(snap.Files)+s.ckptMinGap || seq-st.ckpt >= uint64(s.ckptMaxGap)
 	files := slices.Clone(snap.Files)
+	held, err := s.holdFor(fk, st, seq, files, snap.Time)
+	if err != nil {
+		return 0, fmt.Errorf("store: snapshot %d of %s: %w", seq, fid, err)
+	}
 	write := func(txn *badger.Txn) error {
+		if held != nil {
+			if err := txn.Set(heldKey(fk), held); err != nil {
+				return err
+			}
+		}
 		if !st.known {
 			if err := txn.Set(folderRecKey(fk), []byte{folderV1}); err != nil {
 				return err

@@ -30,6 +30,9 @@ type Options struct {
 	// slog.LevelError, WARNING as slog.LevelWarn, attribute
 	// component=badger). Nil discards them. Badger never writes to stdout.
 	Logger *slog.Logger
+	// HoldDeletions holds snapshots that delete too many of a folder's
+	// files from being pushed (held.go). The zero value holds nothing.
+	HoldDeletions HoldPolicy
 }
 
 // Store is the open database. All methods are safe for concurrent use.
@@ -51,6 +54,8 @@ type Store struct {
 	queueSeq *badger.Sequence // webhook queue keys (queue.go)
 
 	space *spaceGuard // nil in memory (space.go)
+
+	hold HoldPolicy // mass-deletion guard (held.go)
 
 	// The group-commit committer of Enqueue (queue.go).
 	enqMu     sync.RWMutex
@@ -171,6 +176,7 @@ func Open(dir string, o Options) (*Store, error) {
 		ckptMinGap: checkpointMinEntries,
 		ckptMaxGap: checkpointMaxGap,
 		folders:    map[folderKey]*folderState{},
+		hold:       o.HoldDeletions,
 	}
 	if !o.InMemory {
 		s.space = &spaceGuard{dir: dir, log: s.log, lsm: func() int64 { lsm, _ := db.Size(); return lsm }}
