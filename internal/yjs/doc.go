@@ -10,6 +10,13 @@
 // yjs by the differential suite (oracle_test.go, tools/yjsoracle), including
 // edits inside emoji.
 //
+// Writing back (diffupdate.go, textdiff.go): state vectors
+// (EncodeStateVector, DecodeStateVector), updates holding only what a peer
+// lacks (EncodeDiff as Y.encodeStateAsUpdate(doc, sv); EncodeLocalChanges
+// with only the local edits' deletions), and Type.ApplyDiff, the Relay
+// plugin's minimal diff-match-patch edit of a text. The write-back suite
+// (writeback_oracle_test.go) has yjs apply every kind of update Go writes.
+//
 // Not supported: the v2 update format, and formatting: text formatting
 // attributes are decoded but String and ToJSON drop them (as Y.Text's
 // toString does). XML types are decoded, but XML is not covered by the

@@ -491,3 +491,55 @@ func BenchmarkRestoreOneWord(b *testing.B) {
 	b.ReportMetric(float64(len(diff)), "diff-with-delete-set-B")
 	b.ReportMetric(float64(len(old)), "note-B")
 }
+
+// TestOracleCanvasEdits: a canvas as the plugin keeps it (maps "nodes" and
+// "edges" of plain objects, one root text per text node, named by the node
+// id) brought back key by key and text by diff; yjs must read it as Go.
+func TestOracleCanvasEdits(t *testing.T) {
+	dir := oracleDir(t)
+	tmp := t.TempDir()
+	f := func(n string) string { return filepath.Join(tmp, n) }
+	node := func(id string, x float64) map[string]any {
+		return map[string]any{"id": id, "type": "text", "x": x, "y": 0.0, "width": 250.0, "height": 60.0}
+	}
+	runSteps(t, dir, []stepJob{{[]step{
+		{"op": "new", "doc": "a", "client": 61},
+		{"op": "mapSet", "doc": "a", "root": "nodes", "key": "n1", "value": node("n1", 0)},
+		{"op": "mapSet", "doc": "a", "root": "nodes", "key": "n2", "value": node("n2", 300)},
+		{"op": "mapSet", "doc": "a", "root": "edges", "key": "e1", "value": map[string]any{"id": "e1", "fromNode": "n1", "toNode": "n2"}},
+		{"op": "history", "doc": "a", "root": "n1", "text": "first card 😀 漢字", "seed": 3, "clients": 2, "chunk": 3},
+		{"op": "mapDelete", "doc": "a", "root": "edges", "key": "e1"},
+		{"op": "saveState", "doc": "a", "file": f("base.bin")},
+		{"op": "saveSV", "doc": "a", "file": f("sv.bin")},
+	}}})
+	d := readBack(t, readFile(t, f("base.bin")))
+	d.SetRandomClientID()
+	must(t, d.GetMap("edges").Set("e1", map[string]any{"id": "e1", "fromNode": "n1", "toNode": "n3"}))
+	must(t, d.GetMap("nodes").Set("n3", node("n3", 600)))
+	must(t, d.GetMap("nodes").Set("n1", node("n1", 10)))
+	d.GetMap("nodes").DeleteKey("n2")
+	must(t, d.GetText("n1").ApplyDiff("first card 👍🏽 漢字 again"))
+	must(t, d.GetText("n3").ApplyDiff("new card"))
+	u, err := d.EncodeLocalChanges(readFile(t, f("sv.bin")))
+	must(t, err)
+	writeFile(t, f("go.bin"), u)
+	out := runSteps(t, dir, []stepJob{{[]step{
+		{"op": "new", "doc": "g"},
+		{"op": "apply", "doc": "g", "file": f("base.bin")},
+		{"op": "apply", "doc": "g", "file": f("go.bin")},
+		{"op": "map", "doc": "g", "root": "nodes", "name": "nodes"},
+		{"op": "map", "doc": "g", "root": "edges", "name": "edges"},
+		{"op": "text", "doc": "g", "root": "n1", "name": "n1"},
+		{"op": "text", "doc": "g", "root": "n3", "name": "n3"},
+	}}})[0]
+	for _, root := range []string{"nodes", "edges"} {
+		if got, want := canonicalJSON(t, out[root]), canonicalJSON(t, d.GetMap(root).ToJSON()); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: yjs reads\n%s\nwant\n%s", root, show(got), show(want))
+		}
+	}
+	for _, root := range []string{"n1", "n3"} {
+		if out[root] != d.GetText(root).String() {
+			t.Errorf("text %s: yjs reads %q, want %q", root, out[root], d.GetText(root).String())
+		}
+	}
+}
