@@ -77,6 +77,14 @@ func (s *server) docsPage(c *gin.Context) {
 	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
 }
 
+// GET /docs/: redirects to the page. The Location is relative so that it
+// also works behind a reverse proxy that serves this under a path prefix.
+func (s *server) docsSlash(c *gin.Context) {
+	// Not c.Redirect: net/http would make the Location absolute.
+	c.Header("Location", "../docs")
+	c.Status(http.StatusMovedPermanently)
+}
+
 // GET /docs/:file: an embedded Swagger UI asset.
 func (s *server) docsAsset(c *gin.Context) {
 	name := c.Param("file")

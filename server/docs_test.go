@@ -211,3 +211,16 @@ func TestDocsAssets(t *testing.T) {
 		expectJSON(t, env.do("GET", p, nil, nil), 404, `{"error":"not found"}`)
 	}
 }
+
+// /docs/ (a natural thing to type) leads to the page; the relative
+// Location keeps working behind a reverse proxy's path prefix.
+func TestDocsTrailingSlashRedirects(t *testing.T) {
+	env := newEnv(t, nil)
+	w := env.do("GET", "/docs/", nil, nil)
+	if w.Code != 301 {
+		t.Fatalf("GET /docs/: %d %s, want 301", w.Code, w.Body)
+	}
+	if loc := w.Header().Get("Location"); loc != "../docs" {
+		t.Errorf("Location %q, want ../docs (/docs from /docs/)", loc)
+	}
+}

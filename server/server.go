@@ -230,6 +230,7 @@ func (s *server) engine() *gin.Engine {
 	e.HEAD("/health", s.health)
 	e.GET("/api/pubkey", s.pubkey)
 	e.GET("/docs", s.docsPage)
+	e.GET("/docs/", s.docsSlash)
 	e.GET("/docs/:file", s.docsAsset)
 	e.GET("/openapi.yaml", s.openapi)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
