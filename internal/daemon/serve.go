@@ -159,6 +159,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	for _, w := range cfg.warnings() {
 		log.Warn(w)
 	}
+	noteOriginalLayout(log, cfg.DataDir)
 	if _, err := sshkey.FromEnv(cfg.Getenv); err != nil {
 		log.Warn("no usable SSH key; pushes over SSH will fail", "err", err)
 	}
