@@ -87,6 +87,10 @@ type ClientOptions struct {
 	// Logger receives retry warnings (without URLs that carry tokens).
 	// nil: slog.Default().
 	Logger *slog.Logger
+	// FileToken issues the file tokens UploadFile needs (relay-server
+	// accepts uploads only with one). nil: UploadFile tries the API key,
+	// which relay-server refuses (see ErrNeedFileToken).
+	FileToken FileTokenFunc
 }
 
 // Client talks to one Relay Server. It is safe for concurrent use.
@@ -101,6 +105,7 @@ type Client struct {
 	backoffMax  time.Duration
 	userAgent   string
 	log         *slog.Logger
+	fileToken   FileTokenFunc
 	warnedUp    atomic.Bool
 }
 
@@ -164,6 +169,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		backoffMax:  o.BackoffMax,
 		userAgent:   o.UserAgent,
 		log:         o.Logger,
+		fileToken:   o.FileToken,
 	}
 	if c.timeout <= 0 {
 		c.timeout = DefaultTimeout
@@ -262,48 +268,9 @@ func (c *Client) FetchDoc(ctx context.Context, relayID, docID string) ([]byte, e
 	sc := c.newScrubber()
 
 	// Step 1: a document token.
-	authURL := c.endpoint("doc", cid, "auth")
-	authURL.RawQuery = "z=" + cacheBuster()
-	var tok clientToken
-	err := c.retry(ctx, op, sc, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, authURL.String(), strings.NewReader("{}"))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
-		c.setAPIKey(req)
-		body, err := c.doRead(ctx, req, "POST /doc/"+cid+"/auth", 1<<20, sc)
-		if err != nil {
-			return err
-		}
-		tok = clientToken{}
-		if err := json.Unmarshal(body, &tok); err != nil {
-			return retryable(fmt.Errorf("POST /doc/%s/auth: the Relay Server's answer is not a client token: %w", cid, err), 0)
-		}
-		return nil
-	})
+	docBase, token, err := c.docToken(ctx, op, cid, "{}", sc)
 	if err != nil {
 		return nil, sc.wrap(op, err)
-	}
-	if tok.DocID != "" && tok.DocID != cid {
-		return nil, sc.wrap(op, fmt.Errorf("the Relay Server issued a token for another document (%.80q)", tok.DocID))
-	}
-	token := ""
-	if tok.Token != nil {
-		token = *tok.Token
-		if strings.ContainsAny(token, "\r\n") {
-			return nil, sc.wrap(op, errors.New("the Relay Server issued a malformed document token"))
-		}
-		sc.add(token)
-	}
-	docBase := c.endpoint("d", cid)
-	if tok.BaseURL != nil && *tok.BaseURL != "" {
-		u, err := c.serverURL(*tok.BaseURL)
-		if err != nil {
-			return nil, sc.wrap(op, fmt.Errorf("the Relay Server returned an unusable baseUrl: %w", err))
-		}
-		docBase = u
 	}
 	updURL := *docBase
 	updURL.Path = strings.TrimRight(updURL.Path, "/") + "/as-update"
@@ -326,6 +293,59 @@ func (c *Client) FetchDoc(ctx context.Context, relayID, docID string) ([]byte, e
 		return nil, sc.wrap(op, err)
 	}
 	return update, nil
+}
+
+// docToken is step 1 of the y-sweet document flow: POST /doc/{cid}/auth
+// with the API key and reqBody (an AuthDocRequest), retried on its own. It
+// returns the document's base URL (the server's baseUrl, or {base}/d/{cid})
+// and the document token ("" when the server has no auth), which it adds to
+// sc. op names the caller's operation in retry logs; errors are not yet
+// wrapped with it.
+func (c *Client) docToken(ctx context.Context, op, cid, reqBody string, sc *scrubber) (*url.URL, string, error) {
+	authURL := c.endpoint("doc", cid, "auth")
+	authURL.RawQuery = "z=" + cacheBuster()
+	var tok clientToken
+	err := c.retry(ctx, op, sc, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, authURL.String(), strings.NewReader(reqBody))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		c.setAPIKey(req)
+		body, err := c.doRead(ctx, req, "POST /doc/"+cid+"/auth", 1<<20, sc)
+		if err != nil {
+			return err
+		}
+		tok = clientToken{}
+		if err := json.Unmarshal(body, &tok); err != nil {
+			return retryable(fmt.Errorf("POST /doc/%s/auth: the Relay Server's answer is not a client token: %w", cid, err), 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if tok.DocID != "" && tok.DocID != cid {
+		return nil, "", fmt.Errorf("the Relay Server issued a token for another document (%.80q)", tok.DocID)
+	}
+	token := ""
+	if tok.Token != nil {
+		token = *tok.Token
+		if strings.ContainsAny(token, "\r\n") {
+			return nil, "", errors.New("the Relay Server issued a malformed document token")
+		}
+		sc.add(token)
+	}
+	docBase := c.endpoint("d", cid)
+	if tok.BaseURL != nil && *tok.BaseURL != "" {
+		u, err := c.serverURL(*tok.BaseURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("the Relay Server returned an unusable baseUrl: %w", err)
+		}
+		docBase = u
+	}
+	return docBase, token, nil
 }
 
 // FetchFile streams attachment fileID of relay relayID with SHA-256 hash

@@ -1,13 +1,21 @@
 // Package relaytest owns a faithful in-process fake of the Relay Server (the
 // y-sweet fork the Obsidian Relay plugin talks to), for tests, benchmarks and
-// demos. It serves the endpoints relay-git-sync reads (relay-protocol.md §3):
+// demos. It serves the endpoints relay-git-sync reads and writes
+// (relay-protocol.md §3):
 //
 //	POST /doc/{id}/auth             server token -> ClientToken JSON
 //	GET  /d/{id}/as-update          doc (or server) token -> Yjs v1 update
 //	GET  /doc/{id}/as-update        deprecated alias of the above
+//	POST /d/{id}/update             full doc (or server) token, body a Yjs v1 update
+//	POST /doc/{id}/update           deprecated alias of the above
+//	POST /doc/new                   server token, {"docId"} -> {"docId"}
 //	GET  /f/{id}/download-url?hash= server token -> {"downloadUrl": …}
 //	GET  /f/{id}/download?hash=&token=   filesystem-store download
+//	POST /f/{id}/upload-url         file token -> {"uploadUrl": …}
+//	PUT  /f/{id}/upload?token=      filesystem-store upload
+//	GET  /f/{id}/history            server, doc or file token -> {"files": […]}
 //	GET  /s3/{bucket}/files/{id}/{hash}?X-Amz-…  S3-style presigned download
+//	PUT  /s3/{bucket}/files/{id}/{hash}?X-Amz-…  S3-style presigned upload
 //	GET  /ready
 //
 // with the relay server's status codes, plain-text "Something went wrong: …"
@@ -90,6 +98,12 @@ type Options struct {
 	// many per second, in arrival order (a slow or overloaded server).
 	// SetRequestsPerSecond changes it.
 	RequestsPerSecond float64
+	// ServerTokenUploads makes upload-url accept the server token (with the
+	// hash in a ?hash= query, as download-url takes it). relay-server does
+	// not (HEAD d7ebd315 answers 400 "Token is not a file token": uploads
+	// need a file token from the Relay control plane, see IssueFileToken);
+	// this option is for tests of a client's upload path only.
+	ServerTokenUploads bool
 }
 
 // Route kinds for InjectFault and Requests.
@@ -98,6 +112,11 @@ const (
 	RouteAsUpdate    = "as-update"
 	RouteDownloadURL = "download-url"
 	RouteDownload    = "download"
+	RouteUpdate      = "update"
+	RouteNewDoc      = "new-doc"
+	RouteUploadURL   = "upload-url"
+	RouteUpload      = "upload"
+	RouteFileHistory = "file-history"
 )
 
 // Fault describes an injected failure. Fields combine: Delay is applied
@@ -121,6 +140,10 @@ type Fault struct {
 	// flipped (same length), the update of an empty document for
 	// as-update; like Garbage elsewhere.
 	WrongBytes bool
+	// Drop processes the request (a write lands) and then breaks the
+	// connection without an answer: the client cannot know that it
+	// succeeded.
+	Drop bool
 }
 
 type faultRule struct {
@@ -136,8 +159,9 @@ type blob struct {
 }
 
 type docToken struct {
-	doc string
-	exp time.Time
+	doc      string
+	exp      time.Time
+	readOnly bool
 }
 
 // Server is the fake Relay Server. Create it with NewServer; Close it.
@@ -154,6 +178,8 @@ type Server struct {
 	folders map[string]*Folder  // compound id -> folder
 	blobs   map[string]*blob    // "files/{compound}/{hash}" -> content
 	tokens  map[string]docToken
+	ftokens map[string]fileToken // file tokens (IssueFileToken)
+	written map[string][][]byte  // compound id -> update bodies the update route applied
 	faults  []*faultRule
 	counts  map[string]int
 	byID    map[string]int // route + "\x00" + compound id -> requests
@@ -189,6 +215,8 @@ func NewServer(o Options) *Server {
 		folders: map[string]*Folder{},
 		blobs:   map[string]*blob{},
 		tokens:  map[string]docToken{},
+		ftokens: map[string]fileToken{},
+		written: map[string][][]byte{},
 		counts:  map[string]int{},
 		byID:    map[string]int{},
 	}
@@ -201,11 +229,18 @@ func NewServer(o Options) *Server {
 	mux.HandleFunc("POST /doc/{id}/auth", s.handleAuth)
 	mux.HandleFunc("GET /d/{id}/as-update", s.handleAsUpdate)
 	mux.HandleFunc("GET /doc/{id}/as-update", s.handleAsUpdate)
+	mux.HandleFunc("POST /d/{id}/update", s.handleUpdate)
+	mux.HandleFunc("POST /doc/{id}/update", s.handleUpdate)
+	mux.HandleFunc("POST /doc/new", s.handleNewDoc)
 	mux.HandleFunc("GET /f/{id}/download-url", s.handleDownloadURL)
+	mux.HandleFunc("POST /f/{id}/upload-url", s.handleUploadURL)
+	mux.HandleFunc("GET /f/{id}/history", s.handleFileHistory)
 	if o.FileStore == "filesystem" {
 		mux.HandleFunc("GET /f/{id}/download", s.handleFSDownload)
+		mux.HandleFunc("PUT /f/{id}/upload", s.handleFSUpload)
 	}
 	mux.HandleFunc("GET /s3/{bucket}/files/{id}/{hash}", s.handleS3Download)
+	mux.HandleFunc("PUT /s3/{bucket}/files/{id}/{hash}", s.handleS3Upload)
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"ok":true}`)
@@ -390,7 +425,9 @@ func (s *Server) SetEditingUser(user string) {
 }
 
 // InjectFault makes requests of a route kind (RouteAuth, RouteAsUpdate,
-// RouteDownloadURL, RouteDownload) fail as f says. id limits the fault to one
+// RouteDownloadURL, RouteDownload, RouteUpdate, RouteNewDoc,
+// RouteUploadURL, RouteUpload, RouteFileHistory) fail as f says. A Status
+// fault on a write route writes nothing. id limits the fault to one
 // document or file: a compound id or the plain doc/file UUID ("" = any).
 // Faults are matched in the order they were injected; the first match
 // applies.
@@ -555,6 +592,9 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request, route string, f 
 		return
 	}
 	rp := rep()
+	if f != nil && f.Drop {
+		panic(http.ErrAbortHandler) // no answer: the client sees a broken connection
+	}
 	if f == nil || rp.status != http.StatusOK || !(f.Truncate || f.Garbage || f.WrongBytes) {
 		writeReply(w, r, rp)
 		return
@@ -674,7 +714,7 @@ func (s *Server) handleAuth(w http.ResponseWriter, r *http.Request) {
 					}
 				}
 			}
-			s.tokens[token] = docToken{doc: cid, exp: now.Add(valid)}
+			s.tokens[token] = docToken{doc: cid, exp: now.Add(valid), readOnly: req.Authorization == "read-only"}
 		}
 		s.mu.Unlock()
 		if !exists {
@@ -699,24 +739,9 @@ func (s *Server) handleAsUpdate(w http.ResponseWriter, r *http.Request) {
 	cid := r.PathValue("id")
 	f := s.begin(RouteAsUpdate, cid)
 	s.finish(w, r, RouteAsUpdate, f, func() *reply {
-		if s.opts.APIKey != "" {
-			tok, ok := bearer(r)
-			if !ok {
-				return errReply(http.StatusUnauthorized, "No token provided.")
-			}
-			if !s.isServerToken(tok) {
-				s.mu.Lock()
-				t, found := s.tokens[tok]
-				s.mu.Unlock()
-				switch {
-				case !found:
-					return errReply(http.StatusUnauthorized, "Invalid token")
-				case t.doc != cid:
-					return errReply(http.StatusUnauthorized, "Token not valid for this document")
-				case s.now().After(t.exp):
-					return errReply(http.StatusUnauthorized, "Token expired")
-				}
-			}
+		// Read-only and full tokens may both read.
+		if _, rp := s.docTokenCheck(r, cid); rp != nil {
+			return rp
 		}
 		s.mu.Lock()
 		d, ok := s.docs[cid]
