@@ -32,6 +32,7 @@ const inp = JSON.parse(fs.readFileSync(0, 'utf8'))
 const b64 = (u) => Buffer.from(u).toString('base64')
 const base = Buffer.from(inp.base || '', 'base64')
 const out = { updates: [], reads: [] }
+out.baseGC = base.length > 0 && Y.decodeUpdate(base).structs.some((s) => s instanceof Y.GC || s.content instanceof Y.ContentDeleted)
 ;(inp.edits || []).forEach((e, i) => {
   const d = new Y.Doc()
   d.clientID = 7000 + i
@@ -61,12 +62,23 @@ type yjsEdit struct {
 }
 
 type yjsAnswer struct {
+	BaseGC  bool     `json:"baseGC"` // the base state holds garbage-collected content (GC or ContentDeleted)
 	Updates []string `json:"updates"`
 	Merged  string   `json:"merged"`
 	Reads   []string `json:"reads"`
 }
 
 func runYjs(t *testing.T, base []byte, edits []yjsEdit, read ...[]byte) (updates [][]byte, merged string, reads []string) {
+	t.Helper()
+	a := runYjsAnswer(t, base, edits, read...)
+	for _, u := range a.Updates {
+		b, _ := base64.StdEncoding.DecodeString(u)
+		updates = append(updates, b)
+	}
+	return updates, a.Merged, a.Reads
+}
+
+func runYjsAnswer(t *testing.T, base []byte, edits []yjsEdit, read ...[]byte) yjsAnswer {
 	t.Helper()
 	dir := testreq.YjsOracle(t)
 	in := map[string]any{"base": base64.StdEncoding.EncodeToString(base), "edits": edits}
@@ -89,11 +101,7 @@ func runYjs(t *testing.T, base []byte, edits []yjsEdit, read ...[]byte) (updates
 	if err := json.Unmarshal(out, &a); err != nil {
 		t.Fatalf("node answer %q: %v", out, err)
 	}
-	for _, u := range a.Updates {
-		b, _ := base64.StdEncoding.DecodeString(u)
-		updates = append(updates, b)
-	}
-	return updates, a.Merged, a.Reads
+	return a
 }
 
 // docToken asks the fake for a document token (authorization "full" or
@@ -138,7 +146,11 @@ func TestUpdateRouteMergesYjsUpdates(t *testing.T) {
 	s.AddWebhook(relaytest.WebhookConfig{URL: hook.URL, Secret: rc.secret})
 	r := s.NewRelay()
 	f := s.NewFolder(r)
-	id, _ := f.AddMarkdown("/n.md", "héllo 😀 wörld 中文")
+	// Deleted and garbage-collected content before the writes.
+	id, _ := f.AddMarkdown("/n.md", "héllo 😀 gone wörld 中文")
+	if err := f.EditMarkdown("/n.md", "héllo 😀 wörld 中文"); err != nil {
+		t.Fatal(err)
+	}
 	cid := relay.CompoundID(r, id)
 	base := asUpdate(t, s, cid)
 
@@ -148,6 +160,10 @@ func TestUpdateRouteMergesYjsUpdates(t *testing.T) {
 		{Index: 6, Insert: "A😎"},        // before the emoji
 		{Index: 8, Del: 1, Insert: "_"}, // the space after it
 		{Index: 16, Insert: "字"},        // between the CJK characters
+	}
+	a := runYjsAnswer(t, base, edits)
+	if !a.BaseGC {
+		t.Fatal("the base state holds no garbage-collected content")
 	}
 	updates, merged, _ := runYjs(t, base, edits)
 	if merged != "héllo A😎😀_wörld 中字文" {
@@ -232,11 +248,20 @@ func TestUpdateRouteMergesGoUpdate(t *testing.T) {
 	}
 	jsUpdates, _, _ := runYjs(t, base, []yjsEdit{{Index: 13, Insert: " four"}})
 
+	// The yjs user's edit arrives first (as over its websocket), then the
+	// Go client's write, on the deprecated route.
+	if err := s.ApplyUpdate(r, id, jsUpdates[0]); err != nil {
+		t.Fatal(err)
+	}
 	tok := docToken(t, s, cid, "full")
-	for _, u := range [][]byte{jsUpdates[0], goUpdate} {
-		if resp, body := do(t, "POST", s.URL()+"/doc/"+cid+"/update", tok, bytes.NewReader(u)); resp.StatusCode != 200 {
-			t.Fatalf("update: %d %s", resp.StatusCode, body)
-		}
+	if resp, body := do(t, "POST", s.URL()+"/doc/"+cid+"/update", tok, bytes.NewReader(goUpdate)); resp.StatusCode != 200 {
+		t.Fatalf("update: %d %s", resp.StatusCode, body)
+	}
+	if w := s.WrittenUpdates(r, id); len(w) != 1 || !bytes.Equal(w[0], goUpdate) {
+		t.Fatalf("WrittenUpdates holds %d updates, want only the route's one", len(w))
+	}
+	if err := s.ApplyUpdate(r, id, []byte{0xff}); err == nil {
+		t.Fatal("ApplyUpdate took a malformed update")
 	}
 	const want = "zero one three four"
 	got := asUpdate(t, s, cid)
