@@ -18,9 +18,12 @@ package relay
 // Relay 67e2ee65), for the callers (internal/writeback):
 //
 //   - The note's own document "{relay}-{guid}": root Y.Text "contents"
-//     holding the text (Document.ts getText("contents")). A canvas: root
-//     Y.Maps "nodes" and "edges" (node/edge objects as Any values keyed by
-//     their id) and, per text node, a root Y.Text named after the node id.
+//     holding the text (Document.ts getText("contents")). A canvas
+//     (Canvas.ts, one transaction): root Y.Maps "nodes" and "edges", key =
+//     the node/edge id, value = the object as Obsidian's .canvas JSON has
+//     it, as a plain Any object (a text node keeps its "text" field too);
+//     and for each node of type "text" a root Y.Text named after the node
+//     id holding that text (replaceYTextContent).
 //     guid is the old id when the server still has that document (FetchDoc
 //     succeeds; PushUpdate then merges into it), else a new UUIDv4
 //     (SyncStore.new mints uuidv4()). The document is written first (the
