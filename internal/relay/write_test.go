@@ -295,3 +295,20 @@ func TestUploadFileWithServerToken(t *testing.T) {
 		t.Fatalf("HasFile: %v %v", has, err)
 	}
 }
+
+// A server without auth issues no tokens; writing needs none.
+func TestPushUpdateNoAuthServer(t *testing.T) {
+	s := newFake(t, relaytest.Options{})
+	c := newClient(t, s, func(o *relay.ClientOptions) { o.APIKey = "" })
+	r := s.NewRelay()
+	id := "44444444-4444-4444-8444-444444444444"
+	g := yjs.NewDoc()
+	g.ClientID = 9
+	g.GetText("contents").Insert(0, "new note")
+	if err := c.PushUpdate(context.Background(), r, id, encode(t, g)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fetchText(t, c, r, id); got != "new note" {
+		t.Fatalf("%q", got)
+	}
+}
