@@ -39,8 +39,12 @@ type Result struct {
 	UpToDate bool
 	// Fetched reports that the remote branch had to be fetched.
 	Fetched bool
-	Took    time.Duration
-	Err     error
+	// Held is the folder's first held snapshot (zero: none): it and every
+	// later one wait for `relay-git-sync held release` or `drop`; Seq is
+	// at most the one before it.
+	Held uint64
+	Took time.Duration
+	Err  error
 }
 
 // maxRounds bounds the connect–build–push rounds of one attempt: a round
@@ -88,12 +92,28 @@ func (k *connector) pushOnce(ctx context.Context) Result {
 		res.Err = err
 		return res
 	}
+	// A held mass deletion and everything after it waits for the
+	// operator; dropped snapshots are skipped (store/held.go).
+	upTo := latest.Seq
+	hold, err := st.Held(k.folder)
+	if err != nil {
+		res.Err = err
+		return res
+	}
+	if hold != nil && upTo >= hold.From {
+		upTo, res.Held = hold.From-1, hold.From
+	}
+	dropped, err := st.Dropped(k.folder)
+	if err != nil {
+		res.Err = err
+		return res
+	}
 	ps, err := k.state()
 	if err != nil {
 		res.Err = err
 		return res
 	}
-	if !isZero(ps.Commit) && ps.Seq >= latest.Seq {
+	if !isZero(ps.Commit) && ps.Seq >= upTo || upTo == 0 {
 		res.UpToDate, res.Seq, res.Commit = true, ps.Seq, plumbing.Hash(ps.Commit)
 		return res
 	}
@@ -147,7 +167,7 @@ func (k *connector) pushOnce(ctx context.Context) Result {
 			res.Fetched = true
 			continue
 		}
-		p, err := k.build(ctx, ps, owned, remoteHead, latest)
+		p, err := k.build(ctx, ps, owned, remoteHead, upTo, dropped)
 		if err != nil {
 			sess.Close()
 			res.Err = err
@@ -248,7 +268,8 @@ func (k *connector) state() (*store.PushState, error) {
 }
 
 // build makes the commits that bring the branch, whose remote head is
-// remoteHead (zero: no such branch), to snapshot latest.
+// remoteHead (zero: no such branch), to snapshot upTo, skipping the
+// dropped snapshots.
 //
 // Our side continues from the last pushed commit P: one commit per new
 // snapshot. Without a prefix and while the branch has only the folder's
@@ -259,7 +280,12 @@ func (k *connector) state() (*store.PushState, error) {
 // our last commit) and the remote's tree overlaid with the latest snapshot
 // joins both lines, so that the push is a fast-forward. Without a P (first
 // push), the commits start on the remote head directly.
-func (k *connector) build(ctx context.Context, ps *store.PushState, storedOwned []string, remoteHead plumbing.Hash, latest *store.Snapshot) (*plan, error) {
+//
+// A dropped snapshot makes no commit: the next snapshot's commit has the
+// last commit before it as parent, so the remote never sees the dropped
+// trees. From there on the commits are no longer history.Linear's (whose
+// every snapshot has a commit): they are made as with a prefix (Overlay).
+func (k *connector) build(ctx context.Context, ps *store.PushState, storedOwned []string, remoteHead plumbing.Hash, upTo uint64, dropped []store.SeqRange) (*plan, error) {
 	r := k.repo
 	prefix := k.conn.Prefix
 	p := &plan{seq: ps.Seq, linear: ps.Linear}
@@ -280,7 +306,7 @@ func (k *connector) build(ctx context.Context, ps *store.PushState, storedOwned 
 		p.seq, p.linear = 0, prefix == ""
 		clear(p.owned)
 		if !remoteHead.IsZero() {
-			adopted, err := k.adopt(ctx, p, remoteHead, latest.Seq)
+			adopted, err := k.adopt(ctx, p, remoteHead, upTo)
 			if err != nil {
 				return nil, err
 			}
@@ -302,17 +328,31 @@ func (k *connector) build(ctx context.Context, ps *store.PushState, storedOwned 
 	owns := k.ownsFunc(p)
 	var prev map[string]store.BlobID
 	var last *store.Snapshot
-	for p.seq < latest.Seq {
-		batch, err := k.snapshots(p.seq, latest.Seq)
+	for p.seq < upTo {
+		batch, err := k.snapshots(p.seq, upTo)
 		if err != nil {
 			return nil, err
 		}
 		if len(batch) == 0 {
-			return nil, fmt.Errorf("folder %s: snapshots %d..%d are missing from the store", k.folder, p.seq+1, latest.Seq)
+			return nil, fmt.Errorf("folder %s: snapshots %d..%d are missing from the store", k.folder, p.seq+1, upTo)
 		}
 		for _, snap := range batch {
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			if isDropped(dropped, snap.Seq) {
+				if p.linear {
+					p.linear = false
+					if !base.IsZero() {
+						c, err := r.commit(base)
+						if err != nil {
+							return nil, err
+						}
+						baseTree = c.TreeHash
+					}
+				}
+				p.seq = snap.Seq
+				continue
 			}
 			if err := k.writeBlobs(snap.Files, prev); err != nil {
 				return nil, err
@@ -386,6 +426,15 @@ func (k *connector) build(ctx context.Context, ps *store.PushState, storedOwned 
 	p.head, p.linear, p.merged = m, false, true
 	p.commits++
 	return p, nil
+}
+
+func isDropped(dropped []store.SeqRange, seq uint64) bool {
+	for _, r := range dropped {
+		if r.Contains(seq) {
+			return true
+		}
+	}
+	return false
 }
 
 // ownsFunc returns the Overlay ownership test: nil (everything under the
