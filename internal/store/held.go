@@ -231,32 +231,33 @@ func (s *Store) holdFor(fk folderKey, st *folderState, seq uint64, files []File,
 	return encodeHeld(rec), nil
 }
 
-// Deletions counts the files of prev that next deletes: paths of prev not
-// in next, except renames — matched by document id as ingest.Diff matches
-// them, a document that left n paths and arrived at m new ones deleted
-// max(n-m, 0) files.
+// Deletions counts the files of prev that next deletes: paths of prev
+// that next lacks, except renames — a path gone whose document (matched
+// by id, as ingest.Diff matches renames) arrived at a path prev lacks. A
+// path that holds another document (a note deleted and made again) is
+// not deleted.
 func Deletions(prev, next []File) int {
-	type key struct{ doc, path string }
-	in := make(map[key]bool, len(next))
-	for _, f := range next {
-		in[key{f.DocID, f.Path}] = true
-	}
-	was := make(map[key]bool, len(prev))
-	gone := map[string]int{}
+	inPrev := make(map[string]bool, len(prev))
 	for _, f := range prev {
-		was[key{f.DocID, f.Path}] = true
-		if !in[key{f.DocID, f.Path}] {
-			gone[f.DocID]++
-		}
+		inPrev[f.Path] = true
 	}
+	inNext := make(map[string]bool, len(next))
+	arrived := map[string]int{} // by doc id: paths next has and prev lacks
 	for _, f := range next {
-		if n := gone[f.DocID]; n > 0 && !was[key{f.DocID, f.Path}] {
-			gone[f.DocID] = n - 1
+		inNext[f.Path] = true
+		if !inPrev[f.Path] {
+			arrived[f.DocID]++
 		}
 	}
 	deleted := 0
-	for _, n := range gone {
-		deleted += n
+	for _, f := range prev {
+		switch {
+		case inNext[f.Path]:
+		case arrived[f.DocID] > 0:
+			arrived[f.DocID]-- // renamed
+		default:
+			deleted++
+		}
 	}
 	return deleted
 }

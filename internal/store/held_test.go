@@ -116,6 +116,20 @@ func TestHoldRenamesAreNotDeletions(t *testing.T) {
 	if n := Deletions(two, two[:1]); n != 1 {
 		t.Errorf("Deletions of one of a document's two paths = %d", n)
 	}
+	// Notes deleted and made again at the same paths (new documents):
+	// nothing is missing.
+	again := make([]File, len(files))
+	for i, f := range files {
+		f.DocID = "new-" + f.DocID
+		again[i] = f
+	}
+	if n := Deletions(files, again); n != 0 {
+		t.Errorf("Deletions of notes made again at their paths = %d", n)
+	}
+	// A rename and a deletion: one.
+	if n := Deletions(files[:2], []File{{Path: "moved.md", DocID: files[0].DocID}}); n != 1 {
+		t.Errorf("Deletions of a rename and a deletion = %d", n)
+	}
 }
 
 func TestHoldReleaseDropAndRestart(t *testing.T) {
