@@ -1,9 +1,12 @@
 package writeback
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -44,8 +47,48 @@ func RestoreChanges(snap *store.Snapshot, paths []string, blob func(store.BlobID
 	}
 	for i, p := range want {
 		if !used[i] {
-			return nil, fmt.Errorf("%s: not in snapshot %d of %s (paths are as in git, e.g. notes/plan.md)", p, snap.Seq, snap.Folder)
+			return nil, fmt.Errorf("%s: not in snapshot %d of %s (paths are as in git, e.g. notes/plan.md): %w", p, snap.Seq, snap.Folder, ErrRefused)
 		}
 	}
 	return out, nil
+}
+
+// RestoreOptions say what to restore: snapshot Seq, else the last at or
+// before At, else the latest; Paths as in RestoreChanges.
+type RestoreOptions struct {
+	Seq    uint64
+	At     time.Time
+	Paths  []string
+	DryRun bool // plan only
+}
+
+// Restored is what a restore planned and wrote.
+type Restored struct {
+	Seq     uint64
+	Plan    *Plan
+	Written Written
+}
+
+// Restore puts paths of a snapshot of f, read from src, back into Relay
+// through r. With DryRun it only plans. A failure after writing started
+// returns what was written with the error.
+func Restore(ctx context.Context, src source.Source, r Relay, f store.FolderID, o RestoreOptions) (*Restored, error) {
+	snap, err := source.Pick(ctx, src, f, o.Seq, o.At)
+	if err != nil {
+		return nil, err
+	}
+	changes, err := RestoreChanges(snap, o.Paths, func(id store.BlobID) ([]byte, error) { return src.Blob(ctx, id) })
+	if err != nil {
+		return nil, err
+	}
+	plan, err := Prepare(ctx, r, f, changes)
+	if err != nil {
+		return nil, err
+	}
+	res := &Restored{Seq: snap.Seq, Plan: plan}
+	if o.DryRun {
+		return res, nil
+	}
+	res.Written, err = plan.Apply(ctx)
+	return res, err
 }

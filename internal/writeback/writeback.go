@@ -45,8 +45,16 @@ type Relay interface {
 	UploadFile(ctx context.Context, relayID, fileID, hash string, data []byte) error
 }
 
-// contentsKey is the root Y.Text of a note (§4.2).
-const contentsKey = "contents"
+// contentsKey is the root Y.Text of a note (§4.2); legacyDocsKey the
+// folder's legacy map (path -> note id) the plugin still writes.
+const (
+	contentsKey   = "contents"
+	legacyDocsKey = "docs"
+)
+
+// ErrRefused marks a change Relay cannot take (a path it cannot hold, a
+// kind that does not fit what is there): nothing was written.
+var ErrRefused = errors.New("refused")
 
 // Change is one path of the folder as it should become.
 type Change struct {
@@ -139,6 +147,7 @@ func Prepare(ctx context.Context, r Relay, f store.FolderID, changes []Change) (
 	p := &Plan{Folder: f, relay: r, folderDoc: fd, folderSV: fd.EncodeStateVector()}
 	fd.SetRandomClientID()
 	meta := fd.GetMap(relay.FileMetaKey)
+	legacy := fd.GetMap(legacyDocsKey)
 	cur, _ := meta.ToJSON().(map[string]any)
 	entries, _ := relay.ParseFileMeta(cur)
 	byPath := map[string]relay.Entry{}
@@ -164,6 +173,9 @@ func Prepare(ctx context.Context, r Relay, f store.FolderID, changes []Change) (
 		if c.Delete {
 			if _, ok := byPath[c.Path]; ok {
 				meta.DeleteKey(key)
+				if _, ok := legacy.Get(key); ok {
+					legacy.DeleteKey(key)
+				}
 				delete(byPath, c.Path)
 				p.Actions = append(p.Actions, Action{Op: OpDelete, Path: c.Path})
 				p.folderEdit = true
@@ -181,16 +193,23 @@ func Prepare(ctx context.Context, r Relay, f store.FolderID, changes []Change) (
 		a := Action{Path: c.Path}
 		switch {
 		case exists && relay.KindOf(e.Type) != relay.EntryKind(c.Kind) && !(c.Kind == "file" && e.Kind() == relay.KindFile):
-			return nil, fmt.Errorf("%s: is a %s in Relay, not a %s: delete it there first, or restore it under another name", c.Path, e.Type, c.Kind)
+			return nil, fmt.Errorf("%s: is a %s in Relay, not a %s: delete it there first, or restore it under another name: %w", c.Path, e.Type, c.Kind, ErrRefused)
 		case exists:
 			a.Op, a.DocID = OpEdit, e.ID
 		case c.From != "" && byPath[c.From].ID != "":
 			e = byPath[c.From]
 			a.Op, a.From, a.DocID = OpRename, c.From, e.ID
-			meta.DeleteKey(relay.VirtualPath(c.From))
+			from := relay.VirtualPath(c.From)
+			meta.DeleteKey(from)
 			delete(byPath, c.From)
 			if err := meta.Set(key, e.Raw); err != nil {
 				return nil, fmt.Errorf("%s: moving the entry: %w", c.Path, err)
+			}
+			if g, ok := legacy.Get(from); ok {
+				legacy.DeleteKey(from)
+				if err := legacy.Set(key, g); err != nil {
+					return nil, fmt.Errorf("%s: moving the legacy entry: %w", c.Path, err)
+				}
 			}
 			byPath[c.Path] = e
 			p.folderEdit = true
@@ -224,6 +243,12 @@ func Prepare(ctx context.Context, r Relay, f store.FolderID, changes []Change) (
 			}
 			if err := meta.Set(key, entry); err != nil {
 				return nil, fmt.Errorf("%s: writing the entry: %w", c.Path, err)
+			}
+			if c.Kind == "markdown" && (a.Op == OpCreate || a.Op == OpRecreate) {
+				// The plugin writes a note's entry to its legacy map too.
+				if err := legacy.Set(key, a.DocID); err != nil {
+					return nil, fmt.Errorf("%s: writing the legacy entry: %w", c.Path, err)
+				}
 			}
 			byPath[c.Path] = relay.Entry{Path: key, RelPath: c.Path, ID: a.DocID, Type: entry["type"].(string), Hash: a.hash, Raw: entry}
 			p.folderEdit = true
@@ -369,17 +394,21 @@ type Written struct {
 }
 
 // Apply writes the plan: uploads, then each document's update, then the
-// folder document. On an error the result says what was written (which
+// folder document (so an entry never shows before its content). On an error the result says what was written (which
 // stays: a second Prepare+Apply writes only what is missing).
 func (p *Plan) Apply(ctx context.Context) (Written, error) {
 	var w Written
 	f := p.Folder
+	// Uploads first: the one write that needs more than the server token
+	// (relay.ErrNeedFileToken) fails before anything else is written.
 	for _, a := range p.Actions {
 		if a.upload != nil {
 			if err := p.relay.UploadFile(ctx, f.Relay, a.DocID, a.hash, a.upload); err != nil {
 				return w, fmt.Errorf("%s: uploading: %w", a.Path, err)
 			}
 		}
+	}
+	for _, a := range p.Actions {
 		if a.update != nil {
 			if err := p.relay.PushUpdate(ctx, f.Relay, a.DocID, a.update); err != nil {
 				return w, fmt.Errorf("%s: writing its document: %w", a.Path, err)
@@ -415,11 +444,11 @@ func (p *Plan) Print(w io.Writer) {
 
 func checkChange(c Change) error {
 	if _, err := relay.SanitizePath(relay.VirtualPath(c.Path)); err != nil || c.Path == "" || strings.HasPrefix(c.Path, "/") {
-		return fmt.Errorf("%q: not a path Relay can hold (%v)", c.Path, err)
+		return fmt.Errorf("%q: not a path Relay can hold (%v): %w", c.Path, err, ErrRefused)
 	}
 	if c.From != "" {
 		if _, err := relay.SanitizePath(relay.VirtualPath(c.From)); err != nil {
-			return fmt.Errorf("%q: not a path Relay can hold (%v)", c.From, err)
+			return fmt.Errorf("%q: not a path Relay can hold (%v): %w", c.From, err, ErrRefused)
 		}
 	}
 	if c.Delete {
@@ -428,7 +457,7 @@ func checkChange(c Change) error {
 	switch c.Kind {
 	case "markdown", "canvas", "file":
 	default:
-		return fmt.Errorf("%s: unknown kind %q (want markdown, canvas or file)", c.Path, c.Kind)
+		return fmt.Errorf("%s: unknown kind %q (want markdown, canvas or file): %w", c.Path, c.Kind, ErrRefused)
 	}
 	return nil
 }

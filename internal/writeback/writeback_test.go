@@ -304,6 +304,10 @@ func TestRestoreDeletedRenamedCanvasAttachment(t *testing.T) {
 	if _, ok := meta["/b.md"]; ok {
 		t.Error("b.md still listed after the rename back to c.md")
 	}
+	legacy, _ := r.replay(o, folderID, map[string]any{"op": "map", "doc": "d", "root": "docs", "name": "m"})["m"].(map[string]any)
+	if legacy["/notes/a.md"] != noteID {
+		t.Errorf("legacy docs map %v: the re-created note is not in it, as the plugin would put it", legacy)
+	}
 	sum := sha256.Sum256(img)
 	if e, _ := meta["/img/pic.png"].(map[string]any); e["hash"] != hex.EncodeToString(sum[:]) || e["mimetype"] != "image/png" {
 		t.Errorf("attachment entry %v", e)
