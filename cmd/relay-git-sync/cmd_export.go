@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/export"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
-	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 func newExportCmd(opts *globalOptions) *cobra.Command {
@@ -65,7 +63,7 @@ into place, so a failed export leaves nothing behind.
 			}
 			defer src.Close()
 			ctx := cmd.Context()
-			snap, err := pickSnapshot(ctx, src, f, seq, when)
+			snap, err := source.Pick(ctx, src, f, seq, when)
 			if err != nil {
 				return err
 			}
@@ -88,35 +86,6 @@ into place, so a failed export leaves nothing behind.
 	cmd.Flags().StringVar(&at, "at", "", "time (RFC 3339): the last snapshot at or before it")
 	addServerFlag(cmd, &serverURL)
 	return cmd
-}
-
-// pickSnapshot returns snapshot seq of f, or with seq 0 the last one at or
-// before at, or with at zero too the latest.
-func pickSnapshot(ctx context.Context, src source.Source, f store.FolderID, seq uint64, at time.Time) (*store.Snapshot, error) {
-	if seq == 0 && !at.IsZero() {
-		infos, err := src.Snapshots(ctx, f, 0)
-		if err != nil {
-			return nil, err
-		}
-		for _, in := range infos {
-			if !in.Time.After(at) && in.Seq > seq {
-				seq = in.Seq
-			}
-		}
-		if seq == 0 {
-			return nil, fmt.Errorf("%s has no snapshot at or before %s", f, at.UTC().Format(timeFormat))
-		}
-	}
-	s, err := src.Snapshot(ctx, f, seq)
-	switch {
-	case err == nil:
-		return s, nil
-	case !errors.Is(err, store.ErrNotFound):
-		return nil, err
-	case seq != 0:
-		return nil, fmt.Errorf("%s has no snapshot %d (see `relay-git-sync snapshots %s`)", f, seq, f)
-	}
-	return nil, fmt.Errorf("%s: %w", f, errNoSnapshots)
 }
 
 // isTerminal reports whether w is a character device, where a progress
