@@ -23,6 +23,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -89,6 +90,10 @@ type Config struct {
 	// update them. nil = New creates them on Registry.
 	Metrics *Metrics
 	Now     func() time.Time // tests; nil = time.Now
+
+	// Backup writes a point-in-time backup of the whole store to w
+	// (GET /api/v1/backup); nil = 404.
+	Backup func(ctx context.Context, w io.Writer) error
 }
 
 // Webhook authentication modes.
@@ -244,6 +249,7 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/folders/:relay/:folder/history", s.history)
 	api.GET("/blobs/:id", s.blob)
 	api.GET("/history-config", s.historyConfig)
+	api.GET("/backup", s.backup)
 	return e
 }
 

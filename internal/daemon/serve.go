@@ -141,6 +141,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Source:         source.FromStore(st),
 		Health:         func(context.Context) error { _, err := st.Folders(); return err },
 		DiskSpace:      st.DiskSpace,
+		Backup:         st.Backup,
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
 			if errors.Is(err, sshkey.ErrNotConfigured) {

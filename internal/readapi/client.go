@@ -299,6 +299,27 @@ func (c *Client) Blob(ctx context.Context, id store.BlobID) ([]byte, error) {
 	return buf.b, nil
 }
 
+// BackupContentType is the media type of GET /api/v1/backup.
+const BackupContentType = "application/vnd.relay-git-sync.backup"
+
+// Backup asks the server for a point-in-time backup of its whole store and
+// returns the answer's body as it streams (store.VerifyBackup checks it,
+// store.Restore loads it). The caller closes it. A backup the server could
+// not finish ends in a read error, or without the end record VerifyBackup
+// looks for.
+func (c *Client) Backup(ctx context.Context) (io.ReadCloser, error) {
+	const what = "a backup of the store"
+	resp, err := c.get(ctx, "/api/v1/backup", what)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkType(resp, what, BackupContentType); err != nil {
+		resp.Body.Close()
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
 // appendWriter appends to a preallocated slice.
 type appendWriter struct{ b []byte }
 
