@@ -35,6 +35,7 @@ type demoStep struct {
 }
 
 func newDemoCmd(opts *globalOptions) *cobra.Command {
+	var editsEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a self-contained demo: a stand-in Relay Server feeding a real serve",
@@ -42,21 +43,40 @@ func newDemoCmd(opts *globalOptions) *cobra.Command {
 (markdown with non-ASCII text, a canvas, an image, a subfolder), replay a short
 scripted editing session by two users through real signed webhooks into a real
 'serve' on a free port with a temporary data dir and a local bare repository
-as connector, then print the commands to try against it. Runs until Ctrl-C and
-cleans up after itself; with --data-dir the data dir is kept.
+as connector, then print the commands to try against it. After that a new edit
+(a line in Journal.md) arrives every --edits-every, so 'git pull' in a clone
+and the mount can be seen changing. Runs until Ctrl-C.
+
+Without --data-dir everything lives in a temporary directory that is removed
+at exit. With --data-dir DIR (or RELAY_GIT_DATA_DIR), DIR must not hold an
+earlier demo, nothing is removed, and DIR keeps:
+
+  DIR/data        the data dir: db/ (the snapshot store), git_connectors.toml,
+                  mirrors/ (the connector's local mirror and status.json)
+  DIR/remote.git  the bare repository the connector pushed to
+
+The stand-in Relay Server lives in memory and is gone after Ctrl-C: read the
+kept snapshots with --data-dir DIR/data (snapshots, export, mount, git clone
+relay::DIR/data/…) or clone DIR/remote.git; the demo itself cannot resume.
 
 No configuration and no network beyond loopback.`,
+		Example: `  relay-git-sync demo
+  relay-git-sync demo --edits-every 0 --data-dir /tmp/demo`,
 		Annotations: stopsOnSignal(),
 		Args:        cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if editsEvery < 0 {
+				return errors.New("--edits-every must not be negative (0 turns the live edits off)")
+			}
 			keep := cmd.Flags().Changed("data-dir") || opts.getenv(envDataDir) != ""
-			return runDemo(cmd.Context(), opts, keep)
+			return runDemo(cmd.Context(), opts, keep, editsEvery)
 		},
 	}
+	cmd.Flags().DurationVar(&editsEvery, "edits-every", 5*time.Second, "after the scripted session, make a new edit this often (0 = off)")
 	return cmd
 }
 
-func runDemo(ctx context.Context, opts *globalOptions, keep bool) error {
+func runDemo(ctx context.Context, opts *globalOptions, keep bool, editsEvery time.Duration) error {
 	base := opts.DataDir
 	if !keep {
 		tmp, err := os.MkdirTemp("", "relay-git-sync-demo-")
@@ -68,6 +88,13 @@ func runDemo(ctx context.Context, opts *globalOptions, keep bool) error {
 	}
 	dataDir := filepath.Join(base, "data")
 	remote := filepath.Join(base, "remote.git")
+	// A new demo has new relay and folder ids: an earlier demo's store
+	// would follow folders the new stand-in server does not have.
+	for _, p := range []string{dataDir, remote} {
+		if _, err := os.Stat(p); err == nil {
+			return fmt.Errorf("demo: %s holds an earlier demo (%s): remove it or give another --data-dir", base, p)
+		}
+	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return err
 	}
@@ -173,13 +200,41 @@ relay-git-sync demo is running. Try this:
   curl -s -H "Authorization: Bearer $RELAY_GIT_TOKEN" %s/api/v1/folders/%s/snapshots
 
 Data dir: %s
-Press Ctrl-C to stop.
 `, apiToken, serveURL, folderArg, remote, folderArg, serveURL, serveURL, folderArg, dataDir)
+	if editsEvery > 0 {
+		fmt.Fprintf(opts.stdout, "A new line arrives in Journal.md every %s (--edits-every): git pull in the clone and the mount show it.\n", editsEvery)
+	}
+	fmt.Fprintln(opts.stdout, "Press Ctrl-C to stop.")
 
+	// The live edits end before the stand-in server closes (deferred
+	// calls run last in, first out).
+	editCtx, stopEdits := context.WithCancel(ctx)
+	var edits sync.WaitGroup
+	defer edits.Wait()
+	defer stopEdits()
+	var editErr chan error // stays nil, never ready, without live edits
+	if editsEvery > 0 {
+		editErr = make(chan error, 1)
+		edits.Add(1)
+		go func() {
+			defer edits.Done()
+			editErr <- liveEdits(editCtx, relaySrv, folder, editsEvery, func(t time.Time) {
+				clockMu.Lock()
+				clock = t
+				clockMu.Unlock()
+			})
+		}()
+	}
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		return err
+	case err := <-editErr: // nil once ctx ended
+		if err != nil {
+			stopServe()
+			<-serveErr
+			return err
+		}
 	}
 	stopServe()
 	if err := <-serveErr; err != nil && !errors.Is(err, context.Canceled) {
@@ -187,6 +242,39 @@ Press Ctrl-C to stop.
 	}
 	fmt.Fprintln(opts.stderr, "demo stopped")
 	return nil
+}
+
+// liveEdits appends a line to Journal.md every interval, as alice and bob
+// in turn, dated now, until ctx ends. It fails only when an edit or its
+// webhook does.
+func liveEdits(ctx context.Context, relaySrv *relaytest.Server, folder *relaytest.Folder, every time.Duration, setClock func(time.Time)) error {
+	journal := demoJournal
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for n := 1; ; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		now := time.Now().UTC()
+		setClock(now)
+		user := []string{"alice", "bob"}[n%2]
+		relaySrv.SetEditingUser(user)
+		journal += fmt.Sprintf("- %s %s: live edit %d\n", now.Format("15:04:05"), user, n)
+		if err := folder.EditMarkdown("/Journal.md", journal); err != nil {
+			return fmt.Errorf("demo: live edit %d: %w", n, err)
+		}
+		if err := relaySrv.WaitWebhooks(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if _, failed, lastErr := relaySrv.WebhookStats(); failed > 0 {
+			return fmt.Errorf("demo: %d webhooks failed, last: %v", failed, lastErr)
+		}
+	}
 }
 
 // waitReconcile polls /metrics until serve's startup reconcile is done.
@@ -255,14 +343,11 @@ func seedDemo(f *relaytest.Folder) error {
 			_, err := f.AddMarkdown("/Ideas/brainstorm.md", "- a garden for notes\n- straße names\n")
 			return err
 		},
+		func() error { _, err := f.AddMarkdown("/Ideas/todo.md", "- [ ] pick a name\n"); return err },
+		func() error { _, err := f.AddMarkdown("/Journal.md", demoJournal); return err },
 		func() error {
-			_, err := f.AddCanvas("/Board.canvas",
-				[]map[string]any{
-					{"id": "n1", "type": "text", "text": "", "x": 0.0, "y": 0.0, "width": 260.0, "height": 80.0},
-					{"id": "n2", "type": "file", "file": "Welcome.md", "x": 320.0, "y": 0.0, "width": 400.0, "height": 300.0},
-				},
-				[]map[string]any{{"id": "e1", "fromNode": "n1", "fromSide": "right", "toNode": "n2", "toSide": "left"}},
-				map[string]string{"n1": "Start here"})
+			nodes, edges := demoCanvas()
+			_, err := f.AddCanvas("/Board.canvas", nodes, edges, map[string]string{"n1": "Start here"})
 			return err
 		},
 		func() error {
@@ -276,6 +361,18 @@ func seedDemo(f *relaytest.Folder) error {
 		}
 	}
 	return nil
+}
+
+// demoJournal is Journal.md as seeded; live edits append to it.
+const demoJournal = "# Journal\n\n"
+
+// demoCanvas is Board.canvas as seeded: a text card pointing at Welcome.md.
+func demoCanvas() (nodes, edges []map[string]any) {
+	return []map[string]any{
+			{"id": "n1", "type": "text", "text": "", "x": 0.0, "y": 0.0, "width": 260.0, "height": 80.0},
+			{"id": "n2", "type": "file", "file": "Welcome.md", "x": 320.0, "y": 0.0, "width": 400.0, "height": 300.0},
+		},
+		[]map[string]any{{"id": "e1", "fromNode": "n1", "fromSide": "right", "toNode": "n2", "toSide": "left"}}
 }
 
 func demoScript() []demoStep {
@@ -293,8 +390,14 @@ func demoScript() []demoStep {
 		{31, "bob", "redraws the diagram", func(f *relaytest.Folder) error {
 			return f.UpdateFile("/attachments/diagram.png", demoPNG(color.RGBA{220, 80, 40, 255}))
 		}},
-		{44, "alice", "deletes Board.canvas", func(f *relaytest.Folder) error {
-			return f.Delete("/Board.canvas")
+		{38, "alice", "links the plan on Board.canvas", func(f *relaytest.Folder) error {
+			nodes, edges := demoCanvas()
+			nodes = append(nodes, map[string]any{"id": "n3", "type": "file", "file": "Projects/plan.md", "x": 320.0, "y": 360.0, "width": 400.0, "height": 200.0})
+			edges = append(edges, map[string]any{"id": "e2", "fromNode": "n1", "fromSide": "bottom", "toNode": "n3", "toSide": "left"})
+			return f.EditCanvas("/Board.canvas", nodes, edges, map[string]string{"n1": "Start here, then the plan"})
+		}},
+		{44, "bob", "deletes Ideas/todo.md", func(f *relaytest.Folder) error {
+			return f.Delete("/Ideas/todo.md")
 		}},
 		{52, "bob", "moves Ideas to Archive/Ideas", func(f *relaytest.Folder) error {
 			return f.Rename("/Ideas", "/Archive/Ideas")

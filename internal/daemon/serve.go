@@ -161,7 +161,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		log.Warn(w)
 	}
 	noteOriginalLayout(log, cfg.DataDir)
-	if _, err := sshkey.FromEnv(cfg.Getenv); err != nil {
+	if _, err := sshkey.FromEnv(cfg.Getenv); err != nil && needsSSH(p.conns) {
 		log.Warn("no usable SSH key; pushes over SSH will fail", "err", err)
 	}
 
