@@ -40,25 +40,96 @@ func (t *Type) ApplyDiff(newText string) error {
 	if dmp.DiffText1(diffs) != old || dmp.DiffText2(diffs) != newText {
 		return fmt.Errorf("yjs: diff-match-patch gave a diff that does not turn the old text into the new one")
 	}
-	cursor := 0
+	// One walk along the items: each operation starts where the last ended.
+	defer t.local()()
+	c := textCursor{t: t, right: t.start}
 	for _, df := range diffs {
-		n := int(utf16Len(df.Text))
+		n := utf16Len(df.Text)
+		if n == 0 { // diff-match-patch's cleanup can leave empty operations
+			continue
+		}
+		var err error
 		switch df.Type {
 		case diffmatchpatch.DiffEqual:
-			cursor += n
+			err = c.forward(n)
 		case diffmatchpatch.DiffInsert:
-			if err := t.Insert(cursor, df.Text); err != nil {
-				return err
-			}
-			cursor += n
+			err = c.insert(df.Text)
 		case diffmatchpatch.DiffDelete:
-			if err := t.Delete(cursor, n); err != nil {
-				return err
-			}
+			err = c.delete(n)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	if got := t.String(); got != newText {
 		return fmt.Errorf("yjs: text after applying the diff differs from the new text (%d against %d bytes)", len(got), len(newText))
+	}
+	return nil
+}
+
+// textCursor is a position in a text between the items left and right, as
+// Insert and Delete find it, moved forward by one edit after the other.
+type textCursor struct {
+	t           *Type
+	left, right *item
+}
+
+// forward moves past n live UTF-16 units, splitting the item it stops in.
+func (c *textCursor) forward(n uint64) error {
+	for n > 0 {
+		r := c.right
+		if r == nil {
+			return fmt.Errorf("yjs: text ends %d units before the diff's position", n)
+		}
+		if !r.deleted && r.countable() {
+			if n < r.length {
+				right, err := c.t.doc.store.cleanStart(ID{r.id.Client, r.id.Clock + n})
+				if err != nil {
+					return err
+				}
+				c.left, c.right = r, right
+				return nil
+			}
+			n -= r.length
+		}
+		c.left, c.right = r, r.right
+	}
+	return nil
+}
+
+// insert inserts s past the deleted items at the cursor, as Insert does,
+// and moves the cursor past it.
+func (c *textCursor) insert(s string) error {
+	for c.right != nil && c.right.deleted {
+		c.left, c.right = c.right, c.right.right
+	}
+	it, err := c.t.insertAfter(c.left, c.right, newContentString(s))
+	if err != nil {
+		return err
+	}
+	c.left, c.right = it, it.right
+	return nil
+}
+
+// delete deletes n live UTF-16 units at the cursor, as Delete does; the
+// cursor stays before them.
+func (c *textCursor) delete(n uint64) error {
+	d := c.t.doc
+	for it := c.right; it != nil && n > 0; it = it.right {
+		if it.deleted || !it.countable() {
+			continue
+		}
+		if n < it.length {
+			if _, err := d.store.cleanStart(ID{it.id.Client, it.id.Clock + n}); err != nil {
+				return err
+			}
+		}
+		n -= it.length
+		d.deleteItem(it)
+		d.collect(it)
+	}
+	if n > 0 {
+		return fmt.Errorf("yjs: text ends %d units before the end of the diff's deletion", n)
 	}
 	return nil
 }

@@ -299,3 +299,41 @@ func readDS(t *testing.T, u []byte) deleteSet {
 	must(t, err)
 	return ds
 }
+
+// FuzzApplyDiff: any valid old and new text, with a deleted item inside
+// the old one, ends as the new text in the writer and in a peer that
+// applies the update against the old state.
+func FuzzApplyDiff(f *testing.F) {
+	f.Add("Hello world", "Hello there world", uint8(3))
+	f.Add("a😀b", "a😁b", uint8(1))
+	f.Add("漢字👍🏽", "", uint8(9))
+	f.Add("", "𝄞e\u0301", uint8(0))
+	f.Fuzz(func(t *testing.T, old, newText string, cut uint8) {
+		if !utf8.ValidString(old) || !utf8.ValidString(newText) {
+			return
+		}
+		src := NewDoc()
+		tx := src.GetText("contents")
+		must(t, tx.Insert(0, old))
+		// A deleted item at a code point boundary of the old text.
+		r := []rune(old)
+		at := UTF16Len(string(r[:int(cut)%(len(r)+1)]))
+		must(t, tx.Insert(at, "😀junk"))
+		must(t, tx.Delete(at, UTF16Len("😀junk")))
+		state := encode(t, src)
+		d := readBack(t, state)
+		sv := d.EncodeStateVector()
+		d.SetRandomClientID()
+		if err := d.GetText("contents").ApplyDiff(newText); err != nil {
+			t.Fatalf("%q -> %q: %v", old, newText, err)
+		}
+		if got := d.GetText("contents").String(); got != newText {
+			t.Fatalf("ApplyDiff gave %q, want %q", got, newText)
+		}
+		u, err := d.EncodeLocalChanges(sv)
+		must(t, err)
+		if got := readBack(t, state, u).GetText("contents").String(); got != newText {
+			t.Fatalf("the peer has %q, want %q", got, newText)
+		}
+	})
+}
