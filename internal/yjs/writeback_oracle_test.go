@@ -369,7 +369,7 @@ func TestOracleConcurrentEdit(t *testing.T) {
 // TestOracleMapEdits: Go sets, overwrites and deletes keys of a
 // filemeta_v0-like map of JSON objects and adds a nested map, as a
 // canvas does; yjs reads the update as Go sees it, also with a concurrent
-// yjs edit of another key applied in either order.
+// yjs edit of another key and of a key Go sets, applied in either order.
 func TestOracleMapEdits(t *testing.T) {
 	dir := oracleDir(t)
 	tmp := t.TempDir()
@@ -389,6 +389,8 @@ func TestOracleMapEdits(t *testing.T) {
 		step{"op": "new", "doc": "c", "client": 32},
 		step{"op": "apply", "doc": "c", "file": f("base.bin")},
 		step{"op": "mapSet", "doc": "c", "root": "filemeta_v0", "key": "/typed.md", "value": meta("id-t", "markdown")},
+		// The same key Go sets: one of the two values wins, the same everywhere.
+		step{"op": "mapSet", "doc": "c", "root": "filemeta_v0", "key": "/b.md", "value": meta("id-b-concurrent", "markdown")},
 		step{"op": "saveDiff", "doc": "c", "sv": f("sv.bin"), "file": f("typed.bin")},
 	)
 	runSteps(t, dir, []stepJob{{steps}})
@@ -541,5 +543,27 @@ func TestOracleCanvasEdits(t *testing.T) {
 		if out[root] != d.GetText(root).String() {
 			t.Errorf("text %s: yjs reads %q, want %q", root, out[root], d.GetText(root).String())
 		}
+	}
+}
+
+// TestOracleNewNote: a note created in Go from nothing (a server document
+// that is empty or new) reads in yjs as the text written.
+func TestOracleNewNote(t *testing.T) {
+	dir := oracleDir(t)
+	f := filepath.Join(t.TempDir(), "new.bin")
+	const text = "# New note 😀\n\n漢字 and 👍🏽.\n"
+	d := NewDoc()
+	d.SetRandomClientID()
+	must(t, d.GetText("contents").ApplyDiff(text))
+	u, err := d.EncodeLocalChanges(NewDoc().EncodeStateVector())
+	must(t, err)
+	writeFile(t, f, u)
+	out := runSteps(t, dir, []stepJob{{[]step{
+		{"op": "new", "doc": "n"},
+		{"op": "apply", "doc": "n", "file": f},
+		{"op": "text", "doc": "n", "root": "contents", "name": "text"},
+	}}})
+	if out[0]["text"] != text {
+		t.Errorf("yjs reads the new note as %q, want %q", out[0]["text"], text)
 	}
 }
