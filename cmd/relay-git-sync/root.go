@@ -97,6 +97,7 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 		newConnectorsCmd(opts),
 		newGenerateCmd(opts),
 		newDemoCmd(opts),
+		newCheckCmd(opts),
 	)
 	return root
 }
