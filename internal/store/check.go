@@ -246,11 +246,21 @@ func (c *checker) blobs() error {
 	})
 }
 
+// errEmpty is a record whose value reads as nothing: Badger drops a value
+// log entry whose checksum is wrong when it opens the store, and the key
+// then reads as empty.
+var errEmpty = errors.New("the record is empty (its value was lost)")
+
 // header reads blob id's record header; a missing blob says so.
 func (c *checker) header(id BlobID) (blobRec, error) {
 	r, err := blobHeaderTxn(c.txn, id)
 	if errors.Is(err, ErrNotFound) {
 		return r, errors.New("not stored")
+	}
+	if errors.Is(err, errCorrupt) {
+		if v, verr := getValue(c.txn, blobKey(id)); verr == nil && len(v) == 0 {
+			err = errEmpty
+		}
 	}
 	if err != nil {
 		return r, fmt.Errorf("record damaged: %w", err)
@@ -310,6 +320,9 @@ func (c *checker) decodeRecord(id BlobID, depth int) ([]byte, error) {
 	v, err := getValue(c.txn, blobKey(id))
 	if errors.Is(err, ErrNotFound) {
 		return nil, errors.New("not stored")
+	}
+	if err == nil && len(v) == 0 {
+		err = errEmpty
 	}
 	if err != nil {
 		return nil, fmt.Errorf("record damaged: %w", err)
@@ -532,6 +545,9 @@ func (c *checker) checkpoint(fk folderKey, seq uint64) ([]File, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(v) == 0 {
+		return nil, errEmpty
+	}
 	return c.s.decodeCheckpoint(v)
 }
 
@@ -539,6 +555,9 @@ func (c *checker) snapRecord(item *badger.Item) (*snapRecord, error) {
 	v, err := c.value(item)
 	if err != nil {
 		return nil, err
+	}
+	if len(v) == 0 {
+		return nil, errEmpty
 	}
 	return c.s.decodeSnapRecord(v)
 }

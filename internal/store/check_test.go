@@ -492,7 +492,7 @@ func TestCheckFindsDamage(t *testing.T) {
 		defer s.Close()
 		got, _ := runCheck(t, s, false)
 		expect(t, got,
-			want{Finding{Record: "blob", Blob: fx.bigID}, "record damaged"},
+			want{Finding{Record: "blob", Blob: fx.bigID}, "record damaged: the record is empty (its value was lost)"},
 			want{Finding{Record: "snapshot", Folder: fx.b, Seq: fx.bigSeq, Path: "z/big.bin", Blob: fx.bigID}, "content is damaged: blob record damaged"},
 		)
 	})
