@@ -8,17 +8,17 @@ import (
 	"slices"
 )
 
-// Writing back to a peer that holds a document: read its state (an update),
-// edit locally under a fresh client id, and send only what it lacks.
+// Writing back to a peer that holds a document (the Relay Server): read its
+// state, edit locally under a fresh client id, send only what it lacks.
 //
 //	d := yjs.NewDoc()
-//	err := d.ApplyUpdate(serverState)
+//	err := d.ApplyUpdate(serverState)     // GET as-update
+//	sv := d.EncodeStateVector()           // what the server has
 //	d.SetRandomClientID()
 //	err = d.GetText("contents").ApplyDiff(newText)
-//	update, err := d.EncodeLocalChanges(d0sv) // d0sv: the server's state vector
+//	update, err := d.EncodeLocalChanges(sv) // POST update; empty update: nothing changed
 //
-// The state vector of the state read is EncodeStateVector called right
-// after ApplyUpdate, or the server's own.
+// A Doc is not safe for concurrent use.
 
 // EncodeStateVector encodes the document's state vector in the yjs v1
 // format, as Y.encodeStateVector does: the number of clients, then per
@@ -87,6 +87,8 @@ func (d *Doc) EncodeDiff(sv []byte) ([]byte, error) {
 // Use it when the peer already holds every deletion this Doc received: the
 // peer the Doc's state was read from, or one that has seen that state. A
 // peer that has not must get EncodeDiff.
+//
+// An update with nothing in it is the two bytes {0, 0}: IsEmptyUpdate.
 func (d *Doc) EncodeLocalChanges(sv []byte) ([]byte, error) {
 	w, err := d.writeMissingStructs(sv)
 	if err != nil {
@@ -185,3 +187,9 @@ func (d *Doc) SetRandomClientID() uint64 {
 		}
 	}
 }
+
+// IsEmptyUpdate reports whether a v1 update holds no structs and no
+// deletions, as EncodeLocalChanges gives when there is nothing to send (so
+// the writer can skip sending it). EncodeDiff's update also carries the
+// document's whole delete set, so it is empty only without deletions.
+func IsEmptyUpdate(u []byte) bool { return len(u) == 2 && u[0] == 0 && u[1] == 0 }
