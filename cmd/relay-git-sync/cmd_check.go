@@ -26,9 +26,10 @@ func newCheckCmd(opts *globalOptions) *cobra.Command {
 repository: every folder's snapshots decode and their trees rebuild (each
 snapshot's changes replayed from the first, checked against the stored
 checkpoints), every file's blob is stored with the file's size and its delta
-chain resolves, and the doc states, queued webhook events, push states and
-history config decode and refer to what exists. With --read-data every blob
-is also decoded and hashed against its git blob id (this reads all content).
+chain resolves, and the doc states, queued webhook events, push states,
+mass-deletion holds and history config decode and refer to what exists.
+With --read-data every blob is also decoded and hashed against its git blob
+id (this reads all content).
 
 Every problem is printed on its own line with the folder, snapshot, file and
 blob it concerns; the check goes on past damage. The last line says "no
@@ -39,8 +40,8 @@ The data dir (--data-dir) is checked directly, all of it, when no serve
 holds it. With --server (or ` + envReadURL + `) the check goes through a
 running serve's read API instead: every folder's history must stream and
 every snapshot must be readable, and with --read-data every blob must be
-fetchable and hash to its id. The queue, push states and doc states are not
-served by the read API, so only the data dir check covers them.
+fetchable and hash to its id. The queue, push states, doc states and
+mass-deletion records are checked only on the data dir.
 
 Opening the data dir replays Badger's log as serve does; to keep a damaged
 store byte for byte, check a copy.`,
@@ -104,9 +105,10 @@ func checkDataDir(cmd *cobra.Command, opts *globalOptions, readData bool) (int, 
 	if readData {
 		blobs += fmt.Sprintf(" (%d read, %s)", stats.BlobsRead, byteSize(stats.BytesRead))
 	}
-	fmt.Fprintf(opts.stdout, "checked %s, %s, %s, %s, %s, %s, %s\n",
+	fmt.Fprintf(opts.stdout, "checked %s, %s, %s, %s, %s, %s, %s, %s\n",
 		plural(stats.Folders, "folder"), plural(stats.Snapshots, "snapshot"), plural(stats.Checkpoints, "checkpoint"), blobs,
-		plural(stats.DocStates, "doc state"), plural(stats.Events, "queued event"), plural(stats.PushStates, "push record"))
+		plural(stats.DocStates, "doc state"), plural(stats.Events, "queued event"), plural(stats.PushStates, "push record"),
+		plural(stats.Held, "held record"))
 	return stats.Problems, nil
 }
 
@@ -178,7 +180,7 @@ func checkThroughServer(cmd *cobra.Command, opts *globalOptions, serverURL strin
 	if readData {
 		blobs = fmt.Sprintf("%s read (%s)", plural(c.blobs, "blob"), byteSize(c.bytes))
 	}
-	fmt.Fprintf(opts.stdout, "checked %s, %s, %s; the queue, push states and doc states are checked only on the data dir\n",
+	fmt.Fprintf(opts.stdout, "checked %s, %s, %s; the queue, push states, doc states and held records are checked only on the data dir\n",
 		plural(len(folders), "folder"), plural(c.snapshots, "snapshot"), blobs)
 	return c.problems, nil
 }

@@ -31,8 +31,9 @@ import (
 //     (sizes as recorded; every checkpoint equal to the replayed tree);
 //     every file a snapshot adds or changes names a stored blob of the
 //     file's size that pass 1 found intact.
-//  3. Doc states, queued events, push states and the history config
-//     decode, and refer to folders, snapshots and blobs that exist.
+//  3. Doc states, queued events, push states, held records (mass-deletion
+//     guard) and the history config decode, and refer to folders,
+//     snapshots and blobs that exist.
 //
 // Memory stays bounded by one folder's tree (as Walk) plus the ids of the
 // damaged blobs, and, with ReadData, a cache of decoded delta bases.
@@ -42,7 +43,8 @@ import (
 type Finding struct {
 	// Record is the kind of record that is damaged or inconsistent:
 	// "blob", "folder", "snapshot", "checkpoint", "doc state",
-	// "queued event", "push state", "history config" or "layout version".
+	// "queued event", "push state", "held", "history config" or
+	// "layout version".
 	Record string
 	Folder FolderID
 	// Seq is the snapshot (or checkpoint) concerned.
@@ -112,6 +114,7 @@ type CheckStats struct {
 	DocStates   int
 	Events      int // queued webhook events
 	PushStates  int // push state and owned-paths records
+	Held        int // mass-deletion records (holds and dropped snapshots)
 	Problems    int // findings reported
 }
 
@@ -137,7 +140,7 @@ func (s *Store) Check(ctx context.Context, o CheckOptions, report func(Finding))
 	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		c.txn = txn
-		for _, pass := range []func() error{c.version, c.blobs, c.allFolders, c.docStates, c.queue, c.pushStates, c.historyConfig} {
+		for _, pass := range []func() error{c.version, c.blobs, c.allFolders, c.docStates, c.queue, c.pushStates, c.held, c.historyConfig} {
 			if err := pass(); err != nil {
 				return err
 			}
@@ -733,6 +736,49 @@ func (c *checker) pushStates() error {
 		default:
 			at.Problem = fmt.Sprintf("push record of unknown kind %q", k[len(k)-1])
 			c.add(at)
+		}
+	})
+}
+
+// held is part of pass 3: the mass-deletion guard's records (held.go).
+func (c *checker) held() error {
+	return c.iterate([]byte{prefixHeld}, true, func(item *badger.Item) {
+		c.stats.Held++
+		k := item.KeyCopy(nil)
+		if len(k) != 1+32 {
+			c.add(Finding{Record: "held", Problem: fmt.Sprintf("held record key %x has the wrong length", k)})
+			return
+		}
+		fk := folderKey(k[1:])
+		at := Finding{Record: "held", Folder: fk.id()}
+		if !c.folders[fk] {
+			at.Problem = "held record of a folder the store does not have"
+			c.add(at)
+		}
+		v, err := c.value(item)
+		var r *heldRec
+		if err == nil {
+			r, err = decodeHeld(fk, v)
+		}
+		if err != nil {
+			at.Problem = fmt.Sprintf("held record damaged (holds and dropped snapshots of the folder are unknown): %v", err)
+			c.add(at)
+			return
+		}
+		head := c.heads[fk]
+		if h := r.hold; h != nil && (h.From == 0 || h.From > head || h.Base >= h.From) {
+			at.Seq = h.From
+			at.Problem = fmt.Sprintf("holds snapshots from %d compared with %d, but the folder's latest snapshot is %d", h.From, h.Base, head)
+			c.add(at)
+		}
+		var prev uint64
+		for _, d := range r.dropped {
+			if d.From == 0 || d.From > d.Through || d.Through > head || d.From <= prev {
+				at.Seq = d.From
+				at.Problem = fmt.Sprintf("dropped snapshots %d to %d are not a range of the folder's snapshots 1 to %d in order", d.From, d.Through, head)
+				c.add(at)
+			}
+			prev = d.Through
 		}
 	})
 }

@@ -21,20 +21,21 @@ import (
 // delta-compressed blobs, a big blob in Badger's value log, doc states,
 // queued events, push states with owned paths and the history config.
 type checkFixture struct {
-	dir     string
-	a, b, c FolderID
-	headA   uint64
-	big     []byte // content of blob bigID, added to folder b
-	bigID   BlobID
-	bigSeq  uint64
-	ckptsA  []uint64 // checkpoints of folder a
-	conn    string   // connector of folder a's push state
+	dir        string
+	a, b, c, d FolderID // d has a mass-deletion hold and a dropped snapshot
+	headA      uint64
+	big        []byte // content of blob bigID, added to folder b
+	bigID      BlobID
+	bigSeq     uint64
+	ckptsA     []uint64 // checkpoints of folder a
+	blobs      int      // blob records
+	conn       string   // connector of folder a's push state
 }
 
 func makeCheckFixture(t *testing.T) *checkFixture {
 	t.Helper()
 	r := rand.New(rand.NewPCG(12, 34))
-	fx := &checkFixture{dir: t.TempDir(), a: testFolder(r), b: testFolder(r), c: testFolder(r), conn: "conn-a"}
+	fx := &checkFixture{dir: t.TempDir(), a: testFolder(r), b: testFolder(r), c: testFolder(r), d: testFolder(r), conn: "conn-a"}
 	s := openDisk(t, fx.dir, Options{})
 	s.ckptMaxGap = 5 // a checkpoint every 5 snapshots
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -71,6 +72,31 @@ func makeCheckFixture(t *testing.T) *checkFixture {
 	if err := s.AddFolder(fx.c); err != nil {
 		t.Fatal(err)
 	}
+	// Folder d loses 9 of its 12 files twice: the first is dropped, the
+	// second held.
+	s.hold = DefaultHoldPolicy
+	var many []File
+	for i := range 12 {
+		data := fmt.Appendf(nil, "note %d of folder d\n", i)
+		id, err := s.PutBlob(data, BlobID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		many = append(many, File{Path: fmt.Sprintf("n%02d.md", i), Blob: id, Size: int64(len(data)), DocID: fmt.Sprint("d", i), Kind: "markdown"})
+	}
+	for i, files := range [][]File{many, many[:3], many[:3]} {
+		if _, err := s.AddSnapshot(&Snapshot{Folder: fx.d, Time: at.Add(time.Duration(i) * time.Minute), Files: files}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if _, _, err := s.DropHold(fx.d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if h, err := s.Held(fx.d); err != nil || h == nil || h.From != 3 {
+		t.Fatalf("folder d: held %+v, %v; want a hold from snapshot 3", h, err)
+	}
 	// An incompressible blob over the value threshold: stored raw in the
 	// value log, where a flipped bit goes unnoticed by Badger.
 	fx.big = randBytes(r, 200<<10)
@@ -99,6 +125,7 @@ func makeCheckFixture(t *testing.T) *checkFixture {
 		t.Fatal(err)
 	}
 	if err := s.db.View(func(txn *badger.Txn) error {
+		iterKeys(txn, []byte{prefixBlob}, func([]byte) { fx.blobs++ })
 		return iterKeys(txn, folderPrefix(prefixCheckpoint, mustKey(t, fx.a)), func(k []byte) { fx.ckptsA = append(fx.ckptsA, seqOf(k)) })
 	}); err != nil {
 		t.Fatal(err)
@@ -173,7 +200,7 @@ func TestCheckClean(t *testing.T) {
 		for _, f := range got {
 			t.Errorf("read data %v: clean store: %s", readData, f)
 		}
-		want := CheckStats{Blobs: 17 + 6 + 1, Folders: 3, Snapshots: 17 + 7, Checkpoints: stats.Checkpoints, DocStates: 3 + 2, Events: 3, PushStates: 2}
+		want := CheckStats{Blobs: fx.blobs, Folders: 4, Snapshots: 17 + 7 + 3, Checkpoints: stats.Checkpoints, DocStates: 3 + 2, Events: 3, PushStates: 2, Held: 1}
 		if readData {
 			want.BlobsRead = want.Blobs
 			want.BytesRead = stats.BytesRead
@@ -437,6 +464,19 @@ func TestCheckFindsDamage(t *testing.T) {
 		})
 		got, _ := runCheck(t, s, false)
 		expect(t, got, want{Finding{Record: "folder", Folder: fx.b}, "no folder record"})
+	})
+
+	t.Run("held records", func(t *testing.T) {
+		s := fx.damage(t, func(s *Store, txn *badger.Txn) {
+			set(t, txn, heldKey(fa), encodeHeld(&heldRec{hold: &Hold{From: fx.headA + 2, Base: fx.headA}, dropped: []SeqRange{{From: 4, Through: 3}}}))
+			set(t, txn, heldKey(mustKey(t, fx.d)), []byte{heldV1, 9})
+		})
+		got, _ := runCheck(t, s, false)
+		expect(t, got,
+			want{Finding{Record: "held", Folder: fx.a, Seq: fx.headA + 2}, fmt.Sprintf("but the folder's latest snapshot is %d", fx.headA)},
+			want{Finding{Record: "held", Folder: fx.a, Seq: 4}, "dropped snapshots 4 to 3 are not a range"},
+			want{Finding{Record: "held", Folder: fx.d}, "held record damaged"},
+		)
 	})
 
 	t.Run("queue, doc state, push state, history config", func(t *testing.T) {
