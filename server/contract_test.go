@@ -27,6 +27,8 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	failing := newEnv(t, nil)
 	failing.sink.err = errors.New("disk full")
 	failing.rd.err = errFakeStore
+	held, _ := heldEnv(t)
+	heldPath := "/api/v1/folders/" + heldTestFolder.Relay + "/" + heldTestFolder.Folder
 
 	// Bodies that are documents, not data, are checked as strings (kin's
 	// YAML decoder would parse the OpenAPI document itself).
@@ -101,6 +103,14 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{env, "GET", "/api/v1/history-config", nil, bearer(testToken), 200},
 		{env, "GET", "/api/v1/history-config", nil, nil, 401},
 		{failing, "GET", "/api/v1/history-config", nil, bearer(testToken), 500},
+		{held, "GET", "/api/v1/held", nil, bearer(testToken), 200},
+		{held, "GET", "/api/v1/held", nil, nil, 401},
+		{env, "GET", "/api/v1/held", nil, bearer(testToken), 404},
+		{held, "POST", "/api/v1/folders/x/" + heldTestFolder.Folder + "/held/release", nil, bearer(testToken), 400},
+		{held, "POST", heldPath + "/held/release", nil, bearer(testToken), 200},
+		{held, "POST", heldPath + "/held/release", nil, bearer(testToken), 404},
+		{held, "POST", heldPath + "/held/drop", nil, nil, 401},
+		{held, "POST", heldPath + "/held/drop", nil, bearer(testToken), 404},
 	}
 	for _, r := range reqs {
 		name := r.method + " " + r.path

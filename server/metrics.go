@@ -39,6 +39,9 @@ var webhookOutcomes = []string{
 //     Relay Server (after the client's own retries).
 //   - Reconciles: the reconcile sweep increments it once per sweep, with
 //     result "ok" or "error".
+//   - SnapshotsHeld: serve increments it for every snapshot the
+//     mass-deletion guard holds (relay_git_sync_held_folders, registered
+//     with Config.Held, says how many folders are held now).
 //
 // All names start with relay_git_sync_. Go runtime and process collectors
 // are not included: register collectors.NewGoCollector() and
@@ -67,6 +70,8 @@ type Metrics struct {
 	// Reconciles counts reconcile sweeps by result ("ok" or "error"):
 	// relay_git_sync_reconciles_total{result}.
 	Reconciles *prometheus.CounterVec
+	// SnapshotsHeld: relay_git_sync_snapshots_held_total.
+	SnapshotsHeld prometheus.Counter
 }
 
 // NewMetrics creates the metrics and registers them on reg. It fails if one
@@ -108,10 +113,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "relay_git_sync_reconciles_total",
 			Help: "Reconcile sweeps, by result (ok, error).",
 		}, []string{"result"}),
+		SnapshotsHeld: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "relay_git_sync_snapshots_held_total",
+			Help: "Snapshots held back from the connectors by the mass-deletion guard (--hold-deletions).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.Webhooks, m.WebhookAckSeconds, m.HTTPRequests, m.QueueDepth,
-		m.SnapshotLatency, m.Snapshots, m.RelayFetchErrors, m.Reconciles,
+		m.SnapshotLatency, m.Snapshots, m.RelayFetchErrors, m.Reconciles, m.SnapshotsHeld,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: registering metrics: %w", err)

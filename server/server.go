@@ -90,6 +90,10 @@ type Config struct {
 	// update them. nil = New creates them on Registry.
 	Metrics *Metrics
 	Now     func() time.Time // tests; nil = time.Now
+	// Held lists, releases and drops the mass-deletion guard's holds
+	// (GET /api/v1/held, POST …/held/release and …/held/drop, with the API
+	// token) and feeds relay_git_sync_held_folders; nil = 404.
+	Held HeldAdmin
 
 	// Backup writes a point-in-time backup of the whole store to w
 	// (GET /api/v1/backup); nil = 404.
@@ -205,6 +209,11 @@ func newServer(cfg Config) (*server, error) {
 			return nil, err
 		}
 	}
+	if cfg.Held != nil {
+		if err := registerHeldMetrics(s.cfg.Registry, cfg.Held); err != nil {
+			return nil, err
+		}
+	}
 
 	s.log.Info("webhook authentication", "mode", s.auth.String())
 	if cfg.APIToken == "" {
@@ -249,6 +258,9 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/folders/:relay/:folder/history", s.history)
 	api.GET("/blobs/:id", s.blob)
 	api.GET("/history-config", s.historyConfig)
+	api.GET("/held", s.heldList)
+	api.POST("/folders/:relay/:folder/held/release", s.heldRelease)
+	api.POST("/folders/:relay/:folder/held/drop", s.heldDrop)
 	api.GET("/backup", s.backup)
 	return e
 }

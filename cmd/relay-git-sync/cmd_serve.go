@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 const (
@@ -31,6 +32,7 @@ type serveOptions struct {
 	apiTokenFile      string
 	shutdownTimeout   time.Duration
 	authorsFile       string
+	holdDeletions     store.HoldPolicy
 	// ready, when set, receives the listening address (tests).
 	ready chan<- string
 }
@@ -94,6 +96,7 @@ the environment or name files holding them (--webhook-secret-file,
 	f.StringVar(&so.apiTokenFile, "api-token-file", "", "read the read API's bearer token from this file (one trailing newline is ignored)")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
 	f.StringVar(&so.authorsFile, "authors-file", "", authorsFlagHelp)
+	addHoldDeletionsFlag(cmd, &so.holdDeletions)
 	return cmd
 }
 
@@ -111,6 +114,7 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 		APIToken:          so.apiToken,
 		ShutdownTimeout:   so.shutdownTimeout,
 	}
+	cfg.HoldDeletions = so.holdDeletions
 	if so.ready != nil {
 		cfg.Ready = func(addr string) { so.ready <- addr }
 	}

@@ -16,6 +16,7 @@ import (
 
 func newSyncCmd(opts *globalOptions) *cobra.Command {
 	var relayID, folderID, authorsFile string
+	var holdDeletions store.HoldPolicy
 	cmd := &cobra.Command{
 		Use:   "sync --relay-id RELAY [--folder-id FOLDER]",
 		Short: "Sync a shared folder (or every known folder of a relay) once",
@@ -39,8 +40,10 @@ push failed.`,
 			if folderID != "" && !relay.IsUUID(folderID) {
 				return fmt.Errorf("--folder-id %q is not a UUID", folderID)
 			}
+			cfg := opts.daemonConfig(authorsFile)
+			cfg.HoldDeletions = holdDeletions
 			return daemon.Sync(cmd.Context(), daemon.SyncConfig{
-				Config: opts.daemonConfig(authorsFile),
+				Config: cfg,
 				Relay:  relayID, Folder: folderID,
 				Report: func(r daemon.FolderReport) {
 					if r.Err != nil {
@@ -58,6 +61,7 @@ push failed.`,
 	cmd.Flags().StringVar(&relayID, "relay-id", "", "relay UUID (required)")
 	cmd.Flags().StringVar(&folderID, "folder-id", "", "shared folder UUID (default: every known folder of the relay)")
 	cmd.Flags().StringVar(&authorsFile, "authors-file", "", authorsFlagHelp)
+	addHoldDeletionsFlag(cmd, &holdDeletions)
 	cmd.MarkFlagRequired("relay-id")
 	return cmd
 }

@@ -18,6 +18,8 @@ func printPush(w io.Writer, r mirror.Result) {
 		fmt.Fprintf(w, "  push %s: failed: %v\n", target, r.Err)
 	case r.Seq == 0:
 		fmt.Fprintf(w, "  push %s: no snapshot yet\n", target)
+	case r.UpToDate && r.Held != 0:
+		fmt.Fprintf(w, "  push %s: snapshot %d and later are held (mass deletion; see `relay-git-sync held list`); the branch stays at snapshot %d\n", target, r.Held, r.Seq)
 	case r.UpToDate:
 		fmt.Fprintf(w, "  push %s: up to date (snapshot %d, %s)\n", target, r.Seq, short(r.Commit.String()))
 	default:

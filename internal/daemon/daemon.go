@@ -33,6 +33,10 @@ type Config struct {
 	// AuthorsFile maps Relay users to git identities; "" reads
 	// <DataDir>/authors.toml when it exists.
 	AuthorsFile string
+	// HoldDeletions is the mass-deletion guard: snapshots that delete
+	// more of a folder's files are recorded but not pushed until an
+	// operator releases them (store.HoldPolicy; zero: off).
+	HoldDeletions store.HoldPolicy
 	// Getenv reads SSH_PRIVATE_KEY, git's identity variables and the
 	// connectors' HTTPS tokens (injected so tests need not touch the
 	// process environment).
@@ -89,7 +93,7 @@ func open(c Config, durable bool) (*pipeline, error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(c.DataDir, source.StoreDirName), store.Options{SyncWrites: durable, Logger: log})
+	st, err := store.Open(filepath.Join(c.DataDir, source.StoreDirName), store.Options{SyncWrites: durable, Logger: log, HoldDeletions: c.HoldDeletions})
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,12 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Logger:  log,
 		OnDepth: func(n int) { metrics.QueueDepth.Set(float64(n)) },
 		// Pushing runs in the mirrors' own goroutines: Notify never blocks.
-		OnSnapshot: func(_ context.Context, snap *store.Snapshot) { p.mirrors.Notify(snap.Folder) },
+		OnSnapshot: func(_ context.Context, snap *store.Snapshot) {
+			if logHold(log, st, snap) {
+				metrics.SnapshotsHeld.Inc()
+			}
+			p.mirrors.Notify(snap.Folder)
+		},
 		OnReconcile: func(err error) {
 			result := "ok"
 			if err != nil {
@@ -141,6 +146,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Source:         source.FromStore(st),
 		Health:         func(context.Context) error { _, err := st.Folders(); return err },
 		DiskSpace:      st.DiskSpace,
+		Held:           heldAdmin{st: st, mirrors: p.mirrors},
 		Backup:         st.Backup,
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
@@ -160,6 +166,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	for _, w := range cfg.warnings() {
 		log.Warn(w)
 	}
+	warnHeld(log, st)
 	noteOriginalLayout(log, cfg.DataDir)
 	if _, err := sshkey.FromEnv(cfg.Getenv); err != nil && needsSSH(p.conns) {
 		log.Warn("no usable SSH key; pushes over SSH will fail", "err", err)

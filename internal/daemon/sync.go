@@ -65,6 +65,9 @@ func Sync(ctx context.Context, cfg SyncConfig) error {
 			if len(rep.Result.Failed) > 0 {
 				failed++
 			}
+			if rep.Result.Snapshot != nil {
+				logHold(c.Logger, p.store, rep.Result.Snapshot)
+			}
 			rep.Pushes = p.mirrors.PushFolder(ctx, f)
 			for _, r := range rep.Pushes {
 				if r.Err != nil {

@@ -349,6 +349,9 @@ func (k *connector) attempt(ctx context.Context, scheduled bool) (Result, int) {
 	switch {
 	case res.Err != nil:
 		m.log.Warn("push failed", "folder", k.folder.String(), "connector", k.display, "branch", k.conn.Branch, "err", res.Err)
+	case res.UpToDate && res.Held != 0:
+		m.log.Info("holding back a mass deletion: the branch stays at the last snapshot before it until `relay-git-sync held release` or `held drop`",
+			"folder", k.folder.String(), "connector", k.display, "branch", k.conn.Branch, "snapshot", res.Seq, "held_from", res.Held)
 	case res.UpToDate:
 		m.log.Debug("up to date", "folder", k.folder.String(), "connector", k.display, "branch", k.conn.Branch, "snapshot", res.Seq)
 	default:
