@@ -317,3 +317,43 @@ func TestBackupRestoreUnderLoad(t *testing.T) {
 		t.Errorf("restore of a stopped serve's backup: commits %v, want %v", got, want)
 	}
 }
+
+// `backup --output -` writes the backup to stdout, and restore-backup
+// reads it back and says what it restored.
+func TestBackupToStdout(t *testing.T) {
+	dataDir := t.TempDir()
+	st, err := store.Open(filepath.Join(dataDir, storeDirName), store.Options{})
+	must(t, err)
+	f := store.FolderID{Relay: "6ba7b810-9dad-11d1-80b4-00c04fd430c8", Folder: "f47ac10b-58cc-4372-a567-0e02b2c3d479"}
+	id, err := st.PutBlob([]byte("# hi\n"), store.BlobID{})
+	must(t, err)
+	for range 3 {
+		_, err = st.AddSnapshot(&store.Snapshot{Folder: f, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+			Files: []store.File{{Path: "a.md", Blob: id, Size: 5, DocID: "d", Kind: "markdown"}}}, nil, nil)
+		must(t, err)
+	}
+	must(t, st.Close())
+
+	_, out, _, err := execute(t, nil, "--data-dir", dataDir, "backup", "--output", "-")
+	must(t, err)
+	if err := store.VerifyBackup(strings.NewReader(out)); err != nil {
+		t.Fatalf("what backup wrote to stdout: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "x.backup")
+	must(t, os.WriteFile(file, []byte(out), 0o600))
+	restored := filepath.Join(t.TempDir(), "restored")
+	_, said, _, err := execute(t, nil, "--data-dir", restored, "restore-backup", file)
+	must(t, err)
+	if want := f.String() + ": 3 snapshots, the last at 2026-01-02 03:04:05Z"; !strings.Contains(said, "1 folders, 0 queued webhook events") || !strings.Contains(said, want) {
+		t.Errorf("restore-backup says:\n%s\nwant %q", said, want)
+	}
+
+	// An output the backup cannot write leaves nothing behind.
+	bad := filepath.Join(t.TempDir(), "missing", "x.backup")
+	if _, _, _, err := execute(t, nil, "--data-dir", dataDir, "backup", "--output", bad); err == nil {
+		t.Error("backup into a missing directory succeeded")
+	}
+	if _, err := os.Lstat(filepath.Dir(bad)); err == nil {
+		t.Errorf("a failed backup made %s", filepath.Dir(bad))
+	}
+}
