@@ -207,3 +207,66 @@ func TestServeHoldsMassDeletion(t *testing.T) {
 		t.Error("the dropped snapshot 4 reached the remote")
 	}
 }
+
+// `sync` holds a mass deletion too (and says so), `held release` on the
+// data dir lets the next sync push it, and --hold-deletions 0 pushes it
+// at once.
+func TestSyncHoldsMassDeletion(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		t.Run(fmt.Sprintf("off=%v", off), func(t *testing.T) {
+			srv := relaytest.NewServer(relaytest.Options{APIKey: "k"})
+			defer srv.Close()
+			f := srv.NewFolder(srv.NewRelay())
+			for i := 0; i < 20; i++ {
+				if _, err := f.AddMarkdown(fmt.Sprintf("/n%02d.md", i), fmt.Sprintf("note %d\n", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			bare := sshdtest.BareRepo(t, sshdtest.User{})
+			dataDir := t.TempDir()
+			conf := fmt.Sprintf("[[git_connector]]\nrelay_id = %q\nshared_folder_id = %q\nurl = %q\n", f.RelayID(), f.ID(), bare)
+			if err := os.WriteFile(filepath.Join(dataDir, defaultConnectorsFile), []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"RELAY_SERVER_URL": srv.URL(), "RELAY_SERVER_API_KEY": "k", "RELAY_GIT_DATA_DIR": dataDir}
+			args := []string{"sync", "--relay-id", f.RelayID(), "--folder-id", f.ID()}
+			if off {
+				args = append(args, "--hold-deletions", "0")
+			}
+			if _, out, _, err := execute(t, env, args...); err != nil || remoteCount(bare, "main") != 20 {
+				t.Fatalf("first sync: %v\n%s", err, out)
+			}
+			for i := 5; i < 20; i++ {
+				if err := f.Delete(fmt.Sprintf("/n%02d.md", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, out, stderr, err := execute(t, env, args...)
+			if err != nil {
+				t.Fatalf("sync: %v\n%s", err, out)
+			}
+			if off {
+				if n := remoteCount(bare, "main"); n != 5 || strings.Contains(out, "held") {
+					t.Fatalf("with the guard off the remote has %d files, want 5\n%s", n, out)
+				}
+				return
+			}
+			if !strings.Contains(out, "snapshot 2 and later are held") || !strings.Contains(stderr, "mass deletion held") {
+				t.Errorf("sync output:\n%s\nlog:\n%s", out, stderr)
+			}
+			if n := remoteCount(bare, "main"); n != 20 {
+				t.Fatalf("remote has %d files after the held deletion, want 20", n)
+			}
+			_, out, _, err = execute(t, env, "held", "release", f.RelayID()+"/"+f.ID())
+			if err != nil || !strings.Contains(out, "next `relay-git-sync serve` or `sync`") {
+				t.Fatalf("held release: %v\n%s", err, out)
+			}
+			if _, out, _, err := execute(t, env, args...); err != nil || !strings.Contains(out, "pushed 1 commit(s) (snapshot 2") {
+				t.Fatalf("sync after release: %v\n%s", err, out)
+			}
+			if n := remoteCount(bare, "main"); n != 5 {
+				t.Fatalf("remote has %d files after release, want 5", n)
+			}
+		})
+	}
+}
