@@ -35,7 +35,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // Event is one accepted "document.updated" webhook.
@@ -98,6 +100,12 @@ type Config struct {
 	// Backup writes a point-in-time backup of the whole store to w
 	// (GET /api/v1/backup); nil = 404.
 	Backup func(ctx context.Context, w io.Writer) error
+
+	// WriteToken is the token the write routes take (RELAY_GIT_WRITE_TOKEN);
+	// Restore does what POST …/restore asks (serve --allow-writes). Without
+	// either every write route answers 403.
+	WriteToken string
+	Restore    func(ctx context.Context, f store.FolderID, req readapi.RestoreRequest) (*readapi.RestoreResult, error)
 }
 
 // Webhook authentication modes.
@@ -120,16 +128,17 @@ func (m authMode) String() string {
 }
 
 type server struct {
-	cfg      Config
-	log      *slog.Logger
-	metrics  *Metrics
-	now      func() time.Time
-	maxBody  int64
-	auth     authMode
-	secret   [sha256.Size]byte // SHA-256 of the shared secret
-	hmacKey  []byte            // decoded whsec_ key
-	apiToken [sha256.Size]byte // SHA-256 of the API token
-	docs     *docsAssets
+	cfg        Config
+	log        *slog.Logger
+	metrics    *Metrics
+	now        func() time.Time
+	maxBody    int64
+	auth       authMode
+	secret     [sha256.Size]byte // SHA-256 of the shared secret
+	hmacKey    []byte            // decoded whsec_ key
+	apiToken   [sha256.Size]byte // SHA-256 of the API token
+	writeToken [sha256.Size]byte // SHA-256 of the write token
+	docs       *docsAssets
 }
 
 // New builds the HTTP handler of `relay-git-sync serve` (a gin engine in
@@ -184,6 +193,10 @@ func newServer(cfg Config) (*server, error) {
 		s.log.Warn("a webhook secret is configured: --insecure-no-webhook-auth is ignored")
 	}
 	s.apiToken = sha256.Sum256([]byte(cfg.APIToken))
+	s.writeToken = sha256.Sum256([]byte(cfg.WriteToken))
+	if cfg.WriteToken != "" && cfg.WriteToken == cfg.APIToken {
+		return nil, errors.New("the write token equals the read API token: give writes a token of their own (RELAY_GIT_WRITE_TOKEN)")
+	}
 
 	if s.cfg.Registry == nil {
 		if cfg.Metrics != nil {
@@ -262,6 +275,7 @@ func (s *server) engine() *gin.Engine {
 	api.POST("/folders/:relay/:folder/held/release", s.heldRelease)
 	api.POST("/folders/:relay/:folder/held/drop", s.heldDrop)
 	api.GET("/backup", s.backup)
+	e.POST("/api/v1/folders/:relay/:folder/restore", s.requireWriteToken, s.restore)
 	return e
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -30,6 +31,9 @@ type serveOptions struct {
 	insecureNoAuth    bool
 	apiToken          string
 	apiTokenFile      string
+	allowWrites       bool
+	writeToken        string
+	writeTokenFile    string
 	shutdownTimeout   time.Duration
 	authorsFile       string
 	holdDeletions     store.HoldPolicy
@@ -60,13 +64,18 @@ Webhooks "whsec_" signing secret. See 'relay-git-sync webhook keygen'.
 The read API (/api/v1, used by git-remote-relay and the mount) needs
 RELAY_GIT_API_TOKEN; /metrics serves Prometheus metrics, /docs the API docs.
 
+Writing into Relay (POST /api/v1/folders/R/F/restore, used by
+'relay-git-sync restore --server') is off unless --allow-writes is given
+together with a write token of its own (RELAY_GIT_WRITE_TOKEN or
+--write-token-file); the read token never writes.
+
 SIGTERM or SIGINT stops it cleanly (in-flight requests finish, unprocessed
 events stay queued for the next start) with exit status 0.
 
-Secrets given as flags (--webhook-secret, --api-token, --relay-server-api-key)
-can be read by every user of the machine in the process list: set them in
-the environment or name files holding them (--webhook-secret-file,
---api-token-file) instead.`,
+Secrets given as flags (--webhook-secret, --api-token, --write-token,
+--relay-server-api-key) can be read by every user of the machine in the
+process list: set them in the environment or name files holding them
+(--webhook-secret-file, --api-token-file, --write-token-file) instead.`,
 		Example: `  export RELAY_SERVER_URL=https://relay.example.com RELAY_SERVER_API_KEY=…
   export WEBHOOK_SECRET="$(relay-git-sync webhook keygen | head -1)"
   relay-git-sync --data-dir /data serve --port 8000`,
@@ -78,6 +87,9 @@ the environment or name files holding them (--webhook-secret-file,
 				return err
 			}
 			if so.apiToken, err = secretSetting(cmd.Flags(), "api-token", so.apiTokenFile, opts.getenv(envAPIToken)); err != nil {
+				return err
+			}
+			if so.writeToken, err = secretSetting(cmd.Flags(), "write-token", so.writeTokenFile, opts.getenv(readapi.WriteTokenEnv)); err != nil {
 				return err
 			}
 			return runServe(cmd.Context(), opts, so)
@@ -94,6 +106,9 @@ the environment or name files holding them (--webhook-secret-file,
 	f.BoolVar(&so.insecureNoAuth, "insecure-no-webhook-auth", false, "accept webhooks without authentication (testing only)")
 	f.StringVar(&so.apiToken, "api-token", "", "bearer token for the read API (env "+envAPIToken+"); empty disables it; "+shownInPS)
 	f.StringVar(&so.apiTokenFile, "api-token-file", "", "read the read API's bearer token from this file (one trailing newline is ignored)")
+	f.BoolVar(&so.allowWrites, "allow-writes", false, "let holders of the write token write into Relay (restore); off by default")
+	f.StringVar(&so.writeToken, "write-token", "", "bearer token of the write routes (env "+readapi.WriteTokenEnv+"); needs --allow-writes; "+shownInPS)
+	f.StringVar(&so.writeTokenFile, "write-token-file", "", "read the write token from this file (one trailing newline is ignored)")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
 	f.StringVar(&so.authorsFile, "authors-file", "", authorsFlagHelp)
 	addHoldDeletionsFlag(cmd, &so.holdDeletions)
@@ -112,6 +127,8 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 		WebhookSecret:     so.webhookSecret,
 		InsecureNoAuth:    so.insecureNoAuth,
 		APIToken:          so.apiToken,
+		AllowWrites:       so.allowWrites,
+		WriteToken:        so.writeToken,
 		ShutdownTimeout:   so.shutdownTimeout,
 	}
 	cfg.HoldDeletions = so.holdDeletions

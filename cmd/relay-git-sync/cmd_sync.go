@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -123,4 +123,4 @@ func describeChangeShort(c store.Change) string {
 	return fmt.Sprintf("%s %s", c.Kind, c.Path)
 }
 
-var errNoSnapshots = errors.New("no snapshots yet; run `relay-git-sync sync` or `serve` first")
+var errNoSnapshots = source.ErrNoSnapshots

@@ -92,6 +92,8 @@ type serveConfig struct {
 	insecure  bool
 	reconcile time.Duration // 0 = only at start
 	maxDelay  time.Duration // 0 = 2 s
+	// writeToken, when set, runs serve with --allow-writes and this token.
+	writeToken string
 }
 
 // serveProc is a running in-process `serve`.
@@ -131,11 +133,12 @@ func startServe(t testing.TB, c serveConfig) *serveProc {
 		commitInterval: 0.2, maxDelay: maxDelay, reconcileInterval: c.reconcile,
 		webhookSecret: c.secret, insecureNoAuth: c.insecure,
 		apiToken: testAPIToken, shutdownTimeout: 10 * time.Second,
-		ready: ready,
+		ready:       ready,
+		allowWrites: c.writeToken != "", writeToken: c.writeToken,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &serveProc{t: t, apiToken: testAPIToken, logs: logs, cancel: cancel, done: make(chan error, 1)}
-	for _, s := range []string{c.secret, c.apiKey, testAPIToken} {
+	for _, s := range []string{c.secret, c.apiKey, testAPIToken, c.writeToken} {
 		if s != "" {
 			p.secrets = append(p.secrets, s)
 		}

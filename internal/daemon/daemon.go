@@ -63,6 +63,7 @@ type pipeline struct {
 	conns   []connectors.Connector
 	mirrors *mirror.Manager
 	syncer  *ingest.Syncer
+	relay   *relay.Client
 }
 
 // open builds the pipeline from c (withDefaults applied). Everything that can be checked without
@@ -97,7 +98,7 @@ func open(c Config, durable bool) (*pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{store: st, conns: conns, syncer: ingest.New(ingest.Config{Store: st, Relay: client, Logger: log})}
+	p := &pipeline{store: st, conns: conns, relay: client, syncer: ingest.New(ingest.Config{Store: st, Relay: client, Logger: log})}
 	if err := RecordHistoryConfig(st, hcfg, log); err != nil {
 		p.close()
 		return nil, err

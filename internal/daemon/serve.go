@@ -42,6 +42,10 @@ type ServeConfig struct {
 	InsecureNoAuth bool
 	// APIToken is the read API's bearer token; "" disables the read API.
 	APIToken string
+	// AllowWrites turns on the routes that write into Relay (restore),
+	// which take WriteToken, never the read token.
+	AllowWrites bool
+	WriteToken  string
 	// ShutdownTimeout bounds the wait for in-flight work once ctx ends.
 	ShutdownTimeout time.Duration
 	// Ready, when set, is called with the listening address once the
@@ -61,6 +65,10 @@ func (c *ServeConfig) check() error {
 		return errors.New("the webhook secret is only white space, which no webhook can carry: set WEBHOOK_SECRET to a real secret (see `relay-git-sync webhook keygen`)")
 	case c.CommitInterval < 0:
 		return errors.New("--commit-interval must not be negative")
+	case c.AllowWrites && strings.TrimSpace(c.WriteToken) == "":
+		return errors.New("--allow-writes needs a write token: set RELAY_GIT_WRITE_TOKEN or --write-token-file (a token of its own, not the read API token)")
+	case c.AllowWrites && c.WriteToken == c.APIToken:
+		return errors.New("the write token equals the read API token: give writes a token of their own (RELAY_GIT_WRITE_TOKEN)")
 	}
 	return nil
 }
@@ -75,6 +83,9 @@ func (c *ServeConfig) warnings() []string {
 	}
 	if c.RelayServerAPIKey == "" {
 		out = append(out, "RELAY_SERVER_API_KEY is empty: a Relay Server that requires its server token will refuse every fetch (401)")
+	}
+	if c.WriteToken != "" && !c.AllowWrites {
+		out = append(out, "a write token is set but writes are off: restore requests get 403 until serve runs with --allow-writes")
 	}
 	return out
 }
@@ -148,6 +159,8 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		DiskSpace:      st.DiskSpace,
 		Held:           heldAdmin{st: st, mirrors: p.mirrors},
 		Backup:         st.Backup,
+		WriteToken:     cfg.writeToken(),
+		Restore:        cfg.restore(p, st),
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
 			if errors.Is(err, sshkey.ErrNotConfigured) {

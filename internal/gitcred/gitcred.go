@@ -59,9 +59,21 @@ func ApproveCommand(serverURL string) string {
 // only stored or cached credentials count, and found is false when no helper
 // has one.
 func Fill(ctx context.Context, g Git, serverURL string, interactive bool) (c Credential, found bool, err error) {
+	return FillAs(ctx, g, serverURL, "", interactive)
+}
+
+// WriteUser is the user name the write token is stored under, so that a
+// credential helper keeps it apart from the read token of the same server.
+const WriteUser = "relay-write"
+
+// FillAs is Fill for the credential of a given user name ("" = any).
+func FillAs(ctx context.Context, g Git, serverURL, user string, interactive bool) (c Credential, found bool, err error) {
 	q, err := Query(serverURL)
 	if err != nil {
 		return c, false, err
+	}
+	if user != "" {
+		q += "username=" + user + "\n"
 	}
 	if !interactive {
 		// GIT_ASKPASS set but empty disables core.askPass and SSH_ASKPASS

@@ -359,6 +359,12 @@ func (c *Client) get(ctx context.Context, path, what string) (*http.Response, er
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
+	return c.do(ctx, req, what)
+}
+
+// do sends req with the token and turns every answer but 200 into an
+// error that says what to do.
+func (c *Client) do(ctx context.Context, req *http.Request, what string) (*http.Response, error) {
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -386,10 +392,15 @@ func (c *Client) get(ctx context.Context, path, what string) (*http.Response, er
 	switch resp.StatusCode {
 	case http.StatusUnauthorized:
 		hint := "set " + TokenEnv + " to the server's RELAY_GIT_API_TOKEN"
+		if req.Method != http.MethodGet {
+			hint = "set " + WriteTokenEnv + " to the server's write token"
+		}
 		if c.token == "" {
 			hint = "no token given: " + hint
 		}
 		return nil, fmt.Errorf("%w by %s (%s): %s", ErrUnauthorized, c.base, msg, hint)
+	case http.StatusForbidden:
+		return nil, fmt.Errorf("%s: %w by %s: %s", what, ErrWriteRefused, c.base, msg)
 	case http.StatusNotFound:
 		if err := c.checkType(resp, what, "application/json"); err != nil {
 			return nil, err // a 404 page of something else

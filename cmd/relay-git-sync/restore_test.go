@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
+	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
+)
+
+const testWriteToken = "write-token-for-tests-0123456789"
+
+// yjsText reads a document's text root as the real yjs does, from the
+// state the fake Relay Server holds (which includes every update Go wrote).
+func yjsText(t *testing.T, srv *relaytest.Server, relayID, docID, root string) string {
+	t.Helper()
+	dir := testreq.YjsOracle(t)
+	state, err := srv.DocUpdate(relayID, docID)
+	must(t, err)
+	tmp := t.TempDir()
+	up := filepath.Join(tmp, "state")
+	must(t, os.WriteFile(up, state, 0o644))
+	jobs, _ := json.Marshal([]any{map[string]any{"steps": []map[string]any{
+		{"op": "new", "doc": "d"},
+		{"op": "apply", "doc": "d", "file": up},
+		{"op": "text", "doc": "d", "root": root, "name": "t"},
+	}}})
+	in := filepath.Join(tmp, "jobs.json")
+	must(t, os.WriteFile(in, jobs, 0o644))
+	var stderr bytes.Buffer
+	cmd := exec.Command("node", filepath.Join(dir, "steps.mjs"), in)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("yjs could not read document %s: %v\n%s", docID, err, stderr.String())
+	}
+	var res []struct {
+		Out map[string]string `json:"out"`
+	}
+	must(t, json.Unmarshal(out, &res))
+	return res[0].Out["t"]
+}
+
+// TestRestoreThroughServe: a note edited, a canvas and an image deleted in
+// Relay come back with `restore --server`, as the documents they were;
+// --dry-run and a missing write token write nothing; the restore's own
+// webhooks make the next snapshot equal to the restored one; the real yjs
+// reads what was written; restoring from the data dir works once serve is
+// gone.
+func TestRestoreThroughServe(t *testing.T) {
+	t.Parallel()
+	fx := newServeFixture(t)
+	canvasID, err := fx.folder.AddCanvas("/board.canvas",
+		[]map[string]any{{"id": "n1", "type": "text", "x": 0.0, "y": 0.0, "width": 200.0, "height": 60.0}},
+		nil, map[string]string{"n1": "card text"})
+	must(t, err)
+	png := []byte("\x89PNG\r\n\x1a\n" + strings.Repeat("pixels", 100))
+	imgID, err := fx.folder.AddFile("/img/p.png", "image", "image/png", png)
+	must(t, err)
+	secret := newSharedSecret(t)
+	p := fx.start(t, secret, func(c *serveConfig) { c.writeToken = testWriteToken })
+	fx.relay.AddWebhook(relaytest.WebhookConfig{URL: p.webhookURL(), Secret: secret})
+	first := p.waitSnapshot(fx.folder, 0, 20*time.Second, func(s apiSnapshot) bool { return s.NumFiles == 3 })
+	want, _, err := p.tree(fx.folder, first.Seq)
+	must(t, err)
+
+	// The loss: an edit, two deletions.
+	must(t, fx.folder.EditMarkdown("/notes/a.md", "# A\nsomething else entirely\n"))
+	must(t, fx.folder.Delete("/board.canvas"))
+	must(t, fx.folder.Delete("/img/p.png"))
+	lost := p.waitSnapshot(fx.folder, first.Seq, 20*time.Second, func(s apiSnapshot) bool { return s.NumFiles == 1 })
+
+	folderArg := fx.folder.RelayID() + "/" + fx.folder.ID()
+	env := map[string]string{envReadURL: p.url}
+	args := func(extra ...string) []string {
+		return append([]string{"restore", folderArg, "--snapshot", "1"}, extra...)
+	}
+	// Without the write token nothing is written.
+	if _, _, _, err := execute(t, env, args()...); err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(err.Error(), "token") {
+		t.Errorf("restore without the write token: %v", err)
+	}
+	if _, _, _, err := execute(t, map[string]string{envReadURL: p.url, readapi.WriteTokenEnv: testAPIToken}, args()...); err == nil || !strings.Contains(err.Error(), "may not write") {
+		t.Errorf("restore with the read token: %v", err)
+	}
+	env[readapi.WriteTokenEnv] = testWriteToken
+	_, out, _, err := execute(t, env, args("--dry-run")...)
+	must(t, err)
+	for _, line := range []string{"edit     notes/a.md", "recreate board.canvas", "recreate img/p.png", "dry run: "} {
+		if !strings.Contains(out, line) {
+			t.Errorf("dry run output lacks %q:\n%s", line, out)
+		}
+	}
+	if n := len(fx.relay.WrittenUpdates(fx.folder.RelayID(), fx.folder.ID())); n != 0 {
+		t.Fatalf("dry run wrote %d folder updates", n)
+	}
+	if _, ok := fx.folder.Entry("/board.canvas"); ok {
+		t.Fatal("dry run wrote the canvas entry")
+	}
+
+	_, out, _, err = execute(t, env, args()...)
+	must(t, err)
+	if !strings.Contains(out, "restored 3 paths") {
+		t.Errorf("restore output:\n%s", out)
+	}
+	// Back as they were, with their old documents.
+	if fx.folder.EntryID("/board.canvas") != canvasID || fx.folder.EntryID("/img/p.png") != imgID {
+		t.Errorf("entries came back as other documents: canvas %s, image %s", fx.folder.EntryID("/board.canvas"), fx.folder.EntryID("/img/p.png"))
+	}
+	noteDoc := fx.folder.EntryID("/notes/a.md")
+	if got := yjsText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != want["notes/a.md"] {
+		t.Errorf("yjs reads the restored note as %q, want %q", got, want["notes/a.md"])
+	}
+	if got := yjsText(t, fx.relay, fx.folder.RelayID(), canvasID, "n1"); got != "card text" {
+		t.Errorf("yjs reads the canvas card as %q", got)
+	}
+	// The restore's webhooks make a snapshot equal to the restored one.
+	back := p.waitSnapshot(fx.folder, lost.Seq, 20*time.Second, func(s apiSnapshot) bool { return s.NumFiles == 3 })
+	got, _, err := p.tree(fx.folder, back.Seq)
+	must(t, err)
+	for path, content := range want {
+		if got[path] != content {
+			t.Errorf("after the restore %s = %.60q, want %.60q", path, got[path], content)
+		}
+	}
+	// Restoring again writes nothing.
+	_, out, _, err = execute(t, env, args()...)
+	must(t, err)
+	if !strings.Contains(out, "nothing to write") {
+		t.Errorf("second restore:\n%s", out)
+	}
+
+	// From the data dir, once serve is gone: the edit of snapshot 2.
+	must(t, p.stop())
+	local := map[string]string{envDataDir: fx.dataDir, envRelayServerURL: fx.relay.URL(), envRelayServerAPIKey: fakeRelayKey}
+	_, out, _, err = execute(t, local, "restore", folderArg, "notes/a.md", "--snapshot", "2")
+	must(t, err)
+	if !strings.Contains(out, "edit     notes/a.md") {
+		t.Errorf("local restore output:\n%s", out)
+	}
+	if got := yjsText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != "# A\nsomething else entirely\n" {
+		t.Errorf("after the local restore yjs reads %q", got)
+	}
+}
