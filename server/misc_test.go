@@ -69,7 +69,7 @@ func TestPubkey(t *testing.T) {
 
 func TestUnknownRoutesAndMethods(t *testing.T) {
 	env := newEnv(t, nil)
-	for _, p := range []string{"/", "/webhook", "/webhooks/", "/health/", "/api", "/api/v1", "/api/v1/folders/", "/docs/", "/nope"} {
+	for _, p := range []string{"/", "/webhook", "/webhooks/", "/health/", "/api", "/api/v1", "/api/v1/folders/", "/nope"} {
 		for _, m := range []string{"GET", "POST"} {
 			w := env.do(m, p, nil, bearer(testSecret))
 			expectJSON(t, w, 404, `{"error":"not found"}`)
