@@ -59,6 +59,7 @@ func TestHeldRoutes(t *testing.T) {
 	if m := metricValue(t, env, "relay_git_sync_held_folders"); m != "1" {
 		t.Errorf("relay_git_sync_held_folders = %q, want 1", m)
 	}
+	expectJSON(t, env.do("GET", "/health", nil, nil), 200, `{"held_folders":1,"status":"healthy"}`)
 	w := env.do("GET", "/api/v1/held", nil, bearer(testToken))
 	var list readapi.HeldList
 	if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &list) != nil || len(list.Held) != 1 {
@@ -86,6 +87,7 @@ func TestHeldRoutes(t *testing.T) {
 	if m := metricValue(t, env, "relay_git_sync_held_folders"); m != "0" {
 		t.Errorf("relay_git_sync_held_folders = %q after the drop, want 0", m)
 	}
+	expectJSON(t, env.do("GET", "/health", nil, nil), 200, `{"status":"healthy"}`)
 	if w := env.do("POST", "/api/v1/folders/x/y/held/drop", nil, bearer(testToken)); w.Code != 400 {
 		t.Errorf("bad ids: %d", w.Code)
 	}

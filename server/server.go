@@ -249,15 +249,7 @@ func (s *server) engine() *gin.Engine {
 	// No proxy is trusted: ClientIP is the TCP peer.
 	_ = e.SetTrustedProxies(nil)
 	e.Use(s.recoverer, s.observe)
-	e.NoRoute(func(c *gin.Context) {
-		// /docs/ is not a route (kin's router, in the contract test, would
-		// confuse it with /docs); it redirects to the page.
-		if c.Request.URL.Path == "/docs/" && c.Request.Method == http.MethodGet {
-			s.docsSlash(c)
-			return
-		}
-		c.JSON(http.StatusNotFound, errBody("not found"))
-	})
+	e.NoRoute(func(c *gin.Context) { c.JSON(http.StatusNotFound, errBody("not found")) })
 	e.NoMethod(func(c *gin.Context) { c.JSON(http.StatusMethodNotAllowed, errBody("method not allowed")) })
 
 	e.POST("/webhooks", s.webhook)
@@ -265,6 +257,7 @@ func (s *server) engine() *gin.Engine {
 	e.HEAD("/health", s.health)
 	e.GET("/api/pubkey", s.pubkey)
 	e.GET("/docs", s.docsPage)
+	e.GET("/docs/", s.docsSlash)
 	e.GET("/docs/:file", s.docsAsset)
 	e.GET("/openapi.yaml", s.openapi)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
@@ -341,7 +334,14 @@ func (s *server) health(c *gin.Context) {
 			return
 		}
 	}
-	c.JSON(http.StatusOK, gin.H{"status": "healthy"})
+	out := gin.H{"status": "healthy"}
+	if s.cfg.Held != nil {
+		// Held snapshots need an operator, but nothing is broken.
+		if list, err := s.cfg.Held.Holds(); err == nil && len(list) > 0 {
+			out["held_folders"] = len(list)
+		}
+	}
+	c.JSON(http.StatusOK, out)
 }
 
 // pubkey answers GET /api/pubkey (§7).
