@@ -106,6 +106,9 @@ type Config struct {
 	// either every write route answers 403.
 	WriteToken string
 	Restore    func(ctx context.Context, f store.FolderID, req readapi.RestoreRequest) (*readapi.RestoreResult, error)
+	// Changes writes what POST …/changes asks (git push relay::…); set
+	// with Restore (serve --allow-writes), else 403.
+	Changes func(ctx context.Context, f store.FolderID, req readapi.ChangesRequest) (*readapi.ChangesResult, error)
 }
 
 // Webhook authentication modes.
@@ -283,6 +286,7 @@ func (s *server) engine() *gin.Engine {
 	api.POST("/folders/:relay/:folder/held/drop", s.heldDrop)
 	api.GET("/backup", s.backup)
 	e.POST("/api/v1/folders/:relay/:folder/restore", s.requireWriteToken, s.restore)
+	e.POST("/api/v1/folders/:relay/:folder/changes", s.requireWriteToken, s.changes)
 	return e
 }
 

@@ -161,6 +161,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Backup:         st.Backup,
 		WriteToken:     cfg.writeToken(),
 		Restore:        cfg.restore(p, st),
+		Changes:        cfg.changes(p, st),
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
 			if errors.Is(err, sshkey.ErrNotConfigured) {
