@@ -256,6 +256,9 @@ func connectorStatuses(opts *globalOptions, root *cobra.Command, conns []connect
 			if latest, err := st.Latest(r.Folder); err == nil {
 				r.latest = latest.Seq
 			}
+			if h, err := st.Held(r.Folder); err == nil && h != nil {
+				r.Held = h.From
+			}
 		}
 	case errors.As(err, &inUse):
 		snap, ferr := mirror.ReadStatusFile(opts.DataDir)
@@ -298,6 +301,9 @@ func printStatus(opts *globalOptions, r statusRow, now time.Time) {
 		} else {
 			fmt.Fprintln(w, "  pending:  none (up to date)")
 		}
+	}
+	if r.Held != 0 {
+		fmt.Fprintf(w, "  held:     snapshot %d and later (a mass deletion): see `relay-git-sync held list`\n", r.Held)
 	}
 	if r.LastError != "" {
 		state := "last error"

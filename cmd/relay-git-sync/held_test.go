@@ -145,6 +145,11 @@ func TestServeHoldsMassDeletion(t *testing.T) {
 	if !strings.Contains(s.logs.String(), "mass deletion held") {
 		t.Error("no warning in the log")
 	}
+	// connectors status, from the status file serve keeps.
+	waitFor(t, "connectors status shows the hold", func() bool {
+		_, out, _, err := execute(t, nil, "--data-dir", dataDir, "connectors", "status")
+		return err == nil && strings.Contains(out, "held:     snapshot 2 and later")
+	})
 	code, body, err := (&serveProc{url: s.url, apiToken: testAPIToken}).get("/metrics")
 	if err != nil || code != 200 || !strings.Contains(string(body), "relay_git_sync_snapshots_held_total 1") || !strings.Contains(string(body), "relay_git_sync_held_folders 1") {
 		t.Errorf("metrics: %d %v\n%s", code, err, body)
@@ -256,6 +261,9 @@ func TestSyncHoldsMassDeletion(t *testing.T) {
 			}
 			if n := remoteCount(bare, "main"); n != 20 {
 				t.Fatalf("remote has %d files after the held deletion, want 20", n)
+			}
+			if _, out, _, err := execute(t, env, "connectors", "status"); err != nil || !strings.Contains(out, "held:     snapshot 2 and later") {
+				t.Errorf("connectors status: %v\n%s", err, out)
 			}
 			_, out, _, err = execute(t, env, "held", "release", f.RelayID()+"/"+f.ID())
 			if err != nil || !strings.Contains(out, "next `relay-git-sync serve` or `sync`") {

@@ -106,6 +106,7 @@ type connector struct {
 	written map[plumbing.Hash]bool
 
 	wake chan struct{}
+	held uint64 // Result.Held of the last successful attempt (status file)
 
 	// beforeSend and afterBuild, when set (tests), run just before the
 	// pack is sent and just after the commits are built.
@@ -518,6 +519,9 @@ type Status struct {
 	LastError   string         `json:"last_error,omitempty"`
 	ErrorAt     time.Time      `json:"error_at,omitzero"`
 	NextAttempt time.Time      `json:"next_attempt,omitzero"`
+	// Held is the folder's first snapshot held by the mass-deletion guard
+	// as of the last attempt (zero: none).
+	Held uint64 `json:"held,omitempty"`
 }
 
 // StatusOf turns a push state into a Status.
@@ -540,18 +544,21 @@ type StatusSnapshot struct {
 	Connectors []Status  `json:"connectors"`
 }
 
-func (k *connector) updateStatus(Result) {
+func (k *connector) updateStatus(res Result) {
 	ps, err := k.state()
 	if err != nil {
 		return
 	}
+	k.held = res.Held
 	k.m.setStatus(k, ps)
 }
 
 func (m *Manager) setStatus(k *connector, ps *store.PushState) {
 	m.statusMu.Lock()
 	defer m.statusMu.Unlock()
-	m.status[k.folder.String()+"/"+k.id] = StatusOf(k.folder, k.id, ps)
+	s := StatusOf(k.folder, k.id, ps)
+	s.Held = k.held
+	m.status[k.folder.String()+"/"+k.id] = s
 	snap := StatusSnapshot{Updated: m.now().UTC()}
 	for _, s := range m.status {
 		snap.Connectors = append(snap.Connectors, s)
