@@ -10,11 +10,13 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/writeback"
+	"github.com/relay-git-sync/relay-git-sync/internal/writeguard"
 )
 
 // WriteChanges writes a push's changes into Relay through r, when folder f
-// still has snapshot req.ExpectSeq as its latest in src (else an error
-// wrapping readapi.ErrStale: the pusher must fetch first). A change Relay
+// still has snapshot req.ExpectSeq as its latest in src and the paths they
+// touch are in Relay as in that snapshot (else an error wrapping
+// readapi.ErrStale: the pusher must fetch first; see writeguard). A change Relay
 // cannot hold is an error wrapping writeback.ErrRefused, before anything
 // is written. A failure half way returns the result with what was written.
 func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, f store.FolderID, req readapi.ChangesRequest) (*readapi.ChangesResult, error) {
@@ -31,6 +33,18 @@ func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, f s
 	}
 	if head.LatestSeq != req.ExpectSeq {
 		return nil, fmt.Errorf("%s has snapshot %d now, and the changes were made against snapshot %d: fetch first, then push again: %w", f, head.LatestSeq, req.ExpectSeq, readapi.ErrStale)
+	}
+	var base *store.Snapshot
+	if req.ExpectSeq > 0 {
+		if base, err = src.Snapshot(ctx, f, req.ExpectSeq); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeguard.Check(ctx, r, f, base, src.Blob, changes); err != nil {
+		if errors.Is(err, writeguard.ErrChanged) {
+			err = fmt.Errorf("%w: %w", err, readapi.ErrStale)
+		}
+		return nil, err
 	}
 	plan, err := writeback.Prepare(ctx, r, f, changes)
 	if err != nil {
