@@ -41,5 +41,15 @@
 // stdout carries the protocol and nothing else; progress ("Importing
 // snapshots: 45% (9000/20000)", when git asks for progress), the summary of
 // git fetch -v and all logs go to stderr. Errors say what to do and leave no
-// half-made refs; git push is refused (ErrReadOnly).
+// half-made refs.
+//
+// # Push
+//
+// git push writes into Relay (push.go): a push of main that fast-forwards
+// the remote's head is turned into the changes between the head's tree and
+// the pushed tree (git diff-tree -M: renames keep their documents) and
+// written as the Relay plugin would (internal/writeback), through the
+// server's write route (serve --allow-writes, the write token) or, for a
+// data dir, straight to the Relay Server. Anything Relay cannot hold
+// refuses the whole push before anything is written.
 package remotehelper

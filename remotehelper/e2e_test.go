@@ -179,14 +179,18 @@ func TestServeCloneFetchPull(t *testing.T) {
 		t.Errorf("an up-to-date fetch downloaded %d blobs", got)
 	}
 
-	// git push is refused with a message that says why.
+	// git push to a serve without --allow-writes is refused with a message
+	// that says why, and writes nothing.
 	if err := os.WriteFile(filepath.Join(repo, "local.md"), []byte("x\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g.git(repo, "add", "local.md")
 	g.git(repo, "commit", "-q", "-m", "local")
-	if msg := g.mustFail(repo, "push", "origin", "HEAD:main"); !strings.Contains(msg, "relay:: remotes are read-only: history comes from Relay") {
+	if msg := g.mustFail(repo, "push", "origin", "HEAD:main"); !strings.Contains(msg, "writes are off: start serve with --allow-writes") {
 		t.Errorf("push: %s", msg)
+	}
+	if _, ok := folder.Entry("/local.md"); ok || len(relay.WrittenUpdates(folder.RelayID(), folder.ID())) != 0 {
+		t.Error("a refused push wrote into Relay")
 	}
 }
 

@@ -256,6 +256,12 @@ var servingAddr = regexp.MustCompile(`msg=serving addr=(\S+)`)
 // env (GIT_AUTHOR_NAME…), and registers its webhook with the fake.
 func startServe(t testing.TB, relay *relaytest.Server, apiKey, dataDir string, folders []*relaytest.Folder, env ...string) *serveBin {
 	t.Helper()
+	return startServeArgs(t, relay, apiKey, dataDir, folders, nil, env...)
+}
+
+// startServeArgs is startServe with more serve flags (e.g. --allow-writes).
+func startServeArgs(t testing.TB, relay *relaytest.Server, apiKey, dataDir string, folders []*relaytest.Folder, args []string, env ...string) *serveBin {
+	t.Helper()
 	bin := binaries(t)
 	var conns strings.Builder
 	for i, f := range folders {
@@ -268,9 +274,9 @@ func startServe(t testing.TB, relay *relaytest.Server, apiKey, dataDir string, f
 		t.Fatal(err)
 	}
 	const secret = "e2e-webhook-secret"
-	cmd := exec.Command(filepath.Join(bin, "relay-git-sync"), "--data-dir", dataDir, "serve",
+	cmd := exec.Command(filepath.Join(bin, "relay-git-sync"), append([]string{"--data-dir", dataDir, "serve",
 		"--host", "127.0.0.1", "--port", "0", "--commit-interval", "0.2", "--max-delay", "2s",
-		"--api-token", e2eToken, "--webhook-secret", secret)
+		"--api-token", e2eToken, "--webhook-secret", secret}, args...)...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 		"RELAY_SERVER_URL=" + relay.URL(), "RELAY_SERVER_API_KEY=" + apiKey}, env...)
 	s := &serveBin{t: t, token: e2eToken, dataDir: dataDir, cmd: cmd, logs: &lockedBuffer{}, done: make(chan struct{})}

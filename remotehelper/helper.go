@@ -21,9 +21,6 @@ import (
 // Branch is the one branch a relay:: remote has; HEAD points at it.
 const Branch = "refs/heads/main"
 
-// ErrReadOnly is the answer to a push.
-var ErrReadOnly = errors.New("relay:: remotes are read-only: history comes from Relay (the folder's snapshots); edit the notes in Obsidian instead")
-
 // Config is what git gives a remote helper.
 type Config struct {
 	// Remote is argv[1]: the remote's name, or the URL for an anonymous
@@ -58,10 +55,13 @@ type helper struct {
 	verbosity         int
 	checkConnectivity bool
 	cloning           bool
+	dryRun            bool // git push --dry-run
 
-	// What list found, for fetch.
+	// What list found, for fetch and push.
 	src      source.Source
 	tip      plumbing.Hash
+	tipSeq   uint64 // the snapshot tip stands for (0: none)
+	listed   bool
 	pack     *packWriter // objects to hand over at fetch; nil when none
 	complete bool        // the pack alone holds the whole history
 	oldRef   plumbing.Hash
@@ -108,12 +108,26 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			h.printf("fetch\noption\npush\ncheck-connectivity\n\n")
 		case strings.HasPrefix(line, "option "):
 			h.printf("%s\n", h.option(strings.TrimPrefix(line, "option ")))
-		case line == "list":
-			if err := h.list(ctx); err != nil {
+		case line == "list", line == "list for-push":
+			if err := h.list(ctx, line == "list for-push"); err != nil {
 				return err
 			}
-		case line == "list for-push", strings.HasPrefix(line, "push "):
-			return ErrReadOnly
+		case strings.HasPrefix(line, "push "):
+			cmds := []string{line}
+			for {
+				l, err := in.ReadString('\n')
+				if err != nil {
+					return fmt.Errorf("reading git's push commands: %w", err)
+				}
+				l = strings.TrimSuffix(l, "\n")
+				if l == "" {
+					break
+				}
+				cmds = append(cmds, l)
+			}
+			if err := h.push(ctx, cmds); err != nil {
+				return err
+			}
 		case strings.HasPrefix(line, "fetch "):
 			refs := []string{line}
 			for {
@@ -170,6 +184,8 @@ func (h *helper) option(opt string) string {
 		h.checkConnectivity = value == "true"
 	case "cloning":
 		h.cloning = value == "true"
+	case "dry-run":
+		h.dryRun = value == "true"
 	case "followtags":
 	default:
 		return "unsupported"
@@ -183,19 +199,26 @@ func (h *helper) privateRef() string { return "refs/relay/" + h.target.key() + "
 
 // list synthesizes the history up to the latest snapshot (writing the
 // objects this repository lacks into a pending pack) and lists the branch.
-func (h *helper) list(ctx context.Context) error {
+// For a push nothing is written, and the source stays open for the push.
+func (h *helper) list(ctx context.Context, forPush bool) error {
 	start := time.Now()
 	if h.pack != nil { // a second list: start over
 		h.pack.abort()
 		h.pack = nil
 	}
-	h.tip, h.oldRef, h.complete, h.stats = plumbing.ZeroHash, plumbing.ZeroHash, false, ""
+	h.tip, h.tipSeq, h.oldRef, h.complete, h.stats = plumbing.ZeroHash, 0, plumbing.ZeroHash, false, ""
+	if h.src != nil { // left open by a list for push: a data dir must be let go before it is opened again
+		h.src.Close()
+		h.src = nil
+	}
 	src, cfg, err := h.connect(ctx)
 	if err != nil {
 		return err
 	}
 	h.src = src
-	defer h.closeSource()
+	if !forPush {
+		defer h.closeSource()
+	}
 	f := h.target.Folder
 	var base *localTip
 	if h.repo != nil {
@@ -220,6 +243,7 @@ func (h *helper) list(ctx context.Context) error {
 			continue
 		}
 		if latest == 0 {
+			h.listed = true
 			h.printf("\n") // no snapshots yet: an empty repository
 			return nil
 		}
@@ -227,7 +251,7 @@ func (h *helper) list(ctx context.Context) error {
 		if base != nil {
 			s.repo = h.repo
 		}
-		if h.repo != nil && latest > after {
+		if h.repo != nil && latest > after && !forPush {
 			dir, err := h.repo.packDir(h.cfg.Getenv)
 			if err != nil {
 				return err
@@ -237,7 +261,7 @@ func (h *helper) list(ctx context.Context) error {
 			}
 			h.pack = s.pack
 		}
-		if h.progress && h.verbosity > 0 && latest > after {
+		if h.progress && h.verbosity > 0 && latest > after && !forPush {
 			s.prog = newProgress(h.cfg.Stderr, "Importing snapshots", latest-after)
 		}
 		res, err := s.run(ctx)
@@ -261,10 +285,11 @@ func (h *helper) list(ctx context.Context) error {
 		if base != nil {
 			h.oldRef = base.commit
 		}
-		h.tip, h.complete = res.tip, base == nil
+		h.tip, h.tipSeq, h.complete = res.tip, res.seq, base == nil
 		h.stats = fmt.Sprintf("%d new snapshots, %d blobs, %d objects in %.2fs", res.commits, res.blobs, h.packCount(), time.Since(start).Seconds())
 		break
 	}
+	h.listed = true
 	h.printf("%s %s\n@%s HEAD\n\n", h.tip, Branch, Branch)
 	return nil
 }

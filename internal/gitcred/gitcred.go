@@ -51,7 +51,7 @@ func Query(serverURL string) (string, error) {
 // serverURL with their credential helper.
 func ApproveCommand(serverURL string) string {
 	q, _ := Query(serverURL)
-	return "printf '" + strings.ReplaceAll(q, "\n", `\n`) + `username=relay\npassword=<token>\n' | git credential approve`
+	return "printf '" + strings.ReplaceAll(q, "\n", `\n`) + `username=` + ReadUser + `\npassword=<token>\n' | git credential approve`
 }
 
 // Fill asks git's credential helpers for the token of serverURL. With
@@ -65,6 +65,19 @@ func Fill(ctx context.Context, g Git, serverURL string, interactive bool) (c Cre
 // WriteUser is the user name the write token is stored under, so that a
 // credential helper keeps it apart from the read token of the same server.
 const WriteUser = "relay-write"
+
+// ReadUser is the user name ApproveCommand stores the read token under.
+const ReadUser = "relay"
+
+// User is the user name the credential is stored under ("" when none).
+func (c Credential) User() string {
+	for _, a := range c.attrs {
+		if u, ok := strings.CutPrefix(a, "username="); ok {
+			return u
+		}
+	}
+	return ""
+}
 
 // FillAs is Fill for the credential of a given user name ("" = any).
 func FillAs(ctx context.Context, g Git, serverURL, user string, interactive bool) (c Credential, found bool, err error) {

@@ -1,0 +1,389 @@
+package remotehelper
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
+	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
+	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
+	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
+)
+
+const e2eWriteToken = "e2e-write-token-9876543210"
+
+// yjsText reads a document's text root as the real yjs does, from the
+// state the fake Relay Server holds (every update Go wrote included).
+func yjsText(t *testing.T, srv *relaytest.Server, relayID, docID, root string) string {
+	t.Helper()
+	dir := testreq.YjsOracle(t)
+	state, err := srv.DocUpdate(relayID, docID)
+	if err != nil {
+		t.Fatalf("document %s: %v", docID, err)
+	}
+	tmp := t.TempDir()
+	up := filepath.Join(tmp, "state")
+	writeFile(t, up, string(state))
+	jobs, _ := json.Marshal([]any{map[string]any{"steps": []map[string]any{
+		{"op": "new", "doc": "d"},
+		{"op": "apply", "doc": "d", "file": up},
+		{"op": "text", "doc": "d", "root": root, "name": "t"},
+	}}})
+	in := filepath.Join(tmp, "jobs.json")
+	writeFile(t, in, string(jobs))
+	var stderr bytes.Buffer
+	cmd := exec.Command("node", filepath.Join(dir, "steps.mjs"), in)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("yjs could not read document %s: %v\n%s", docID, err, stderr.String())
+	}
+	var res []struct {
+		Out map[string]string `json:"out"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Out["t"]
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writes counts the updates written to the folder's documents (through
+// the update route), to tell a push that wrote nothing.
+func writes(relay *relaytest.Server, folder *relaytest.Folder) int {
+	n := len(relay.WrittenUpdates(folder.RelayID(), folder.ID()))
+	for _, e := range folder.Entries() {
+		if m, ok := e.(map[string]any); ok {
+			if id, _ := m["id"].(string); id != "" {
+				n += len(relay.WrittenUpdates(folder.RelayID(), id))
+			}
+		}
+	}
+	return n
+}
+
+func entryField(folder *relaytest.Folder, path, key string) string {
+	v, _ := folder.Entry(path)
+	m, _ := v.(map[string]any)
+	s, _ := m[key].(string)
+	return s
+}
+
+// TestPushThroughServe is git push relay::http://… end to end: the real
+// git and git-remote-relay, serve with --allow-writes, the fake Relay
+// Server. A clone edits a note, renames one, deletes one, adds a note in a
+// new folder and an image, and edits a note git holds under a safe name;
+// the push leaves the fake's documents and filemeta_v0 as the plugin
+// would, and the next snapshot, fetched, has the pushed tree. Refused
+// pushes (no or the wrong token, a non-fast-forward, one behind the
+// remote, a symlink) write nothing.
+func TestPushThroughServe(t *testing.T) {
+	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key", ServerTokenUploads: true})
+	defer relay.Close()
+	folder := relay.NewFolder(relay.NewRelay())
+	add := func(path, text string) string {
+		t.Helper()
+		id, err := folder.AddMarkdown(path, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	planID := add("/notes/plan.md", "# Plan\n\nÜber 😀 and 漢字 here\n")
+	add("/todo.md", "- [ ] write\n")
+	movedID := add("/old/name.md", "moving\n")
+	add("/gone.md", "to delete\n")
+	conID := add("/CON.md", "a name Windows reserves\n")
+	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
+
+	srv := startServeArgs(t, relay, "relay-key", t.TempDir(), []*relaytest.Folder{folder}, []string{"--allow-writes"},
+		readapi.WriteTokenEnv+"="+e2eWriteToken)
+	first := srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == 5 })
+
+	g := newGitEnv(t, EnvToken+"="+e2eToken)
+	work := t.TempDir()
+	g.git(work, "clone", "-q", "relay::"+srv.url+"/"+f.String(), "notes")
+	repo := filepath.Join(work, "notes")
+	conGit := gitpath.Rename([]string{"CON.md"}, func(s string) string { return s }, gitpath.Tree)["CON.md"]
+	if conGit == "" {
+		t.Fatal("CON.md has no safe name")
+	}
+	if _, err := os.Stat(filepath.Join(repo, conGit)); err != nil {
+		t.Fatalf("the clone lacks %s: %v", conGit, err)
+	}
+
+	planText := "# Plan\n\nÜber 😀 and 漢字 there, more 🎉\n"
+	newText := "# New\n\nin a new folder\n"
+	png := pngBytes(3, 2000)
+	writeFile(t, filepath.Join(repo, "notes/plan.md"), planText)
+	if err := os.MkdirAll(filepath.Join(repo, "new/place"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	g.git(repo, "mv", "old/name.md", "new/place/name.md")
+	g.git(repo, "rm", "-q", "gone.md")
+	writeFile(t, filepath.Join(repo, "fresh/dir/new.md"), newText)
+	writeFile(t, filepath.Join(repo, "img/new.png"), string(png))
+	writeFile(t, filepath.Join(repo, conGit), "edited under its safe name\n")
+	g.git(repo, "add", "-A")
+	g.git(repo, "commit", "-q", "-m", "edit, rename, delete, add")
+	pushed := revParse(g, repo, "HEAD")
+
+	// Without the write token, or with the read token: nothing written.
+	before := writes(relay, folder)
+	if msg := g.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, readapi.WriteTokenEnv) {
+		t.Errorf("push without the write token:\n%s", msg)
+	}
+	if msg := g.with(readapi.WriteTokenEnv+"="+e2eToken).mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "may not write") {
+		t.Errorf("push with the read token:\n%s", msg)
+	}
+	if n := writes(relay, folder); n != before {
+		t.Fatalf("refused pushes wrote %d updates", n-before)
+	}
+
+	// The write token from git's credential helper, stored under its own
+	// user name next to nothing else: the read side (RELAY_GIT_TOKEN) must
+	// neither use it nor make git forget it.
+	g.git(repo, "config", "--global", "credential.helper", "store")
+	u, err := url.Parse(srv.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.gitStdin(repo, "protocol=http\nhost="+u.Host+"\nusername="+gitcred.WriteUser+"\npassword="+e2eWriteToken+"\n\n", "credential", "approve")
+	_, stderr := g.git2(repo, "push", "origin", "main")
+	if !strings.Contains(stderr, "rename   old/name.md -> new/place/name.md") {
+		t.Errorf("push output:\n%s", stderr)
+	}
+
+	// What the plugin would have.
+	if got := yjsText(t, relay, folder.RelayID(), planID, "contents"); got != planText {
+		t.Errorf("yjs reads notes/plan.md as %q, want %q", got, planText)
+	}
+	if id := folder.EntryID("/new/place/name.md"); id != movedID {
+		t.Errorf("the renamed note has document %q, want its old %s", id, movedID)
+	}
+	for _, gone := range []string{"/old/name.md", "/old", "/gone.md"} {
+		if _, ok := folder.Entry(gone); ok {
+			t.Errorf("%s is still in filemeta_v0", gone)
+		}
+	}
+	for _, dir := range []string{"/fresh", "/fresh/dir"} {
+		if typ := entryField(folder, dir, "type"); typ != "folder" {
+			t.Errorf("%s has type %q, want a folder entry", dir, typ)
+		}
+	}
+	if typ := entryField(folder, "/fresh/dir/new.md", "type"); typ != "markdown" {
+		t.Errorf("the new note has type %q", typ)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), folder.EntryID("/fresh/dir/new.md"), "contents"); got != newText {
+		t.Errorf("yjs reads the new note as %q", got)
+	}
+	sum := sha256.Sum256(png)
+	if h, typ := entryField(folder, "/img/new.png", "hash"), entryField(folder, "/img/new.png", "type"); h != hex.EncodeToString(sum[:]) || typ != "image" {
+		t.Errorf("img/new.png entry: hash %s type %q", h, typ)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), conID, "contents"); got != "edited under its safe name\n" {
+		t.Errorf("yjs reads CON.md as %q", got)
+	}
+	if _, ok := folder.Entry("/" + conGit); ok {
+		t.Errorf("the safe name %s became an entry of its own", conGit)
+	}
+
+	// The writes come back as a snapshot with the pushed tree; fetching
+	// it (a forced update of origin/main) works.
+	srv.waitFor(f, "the pushed snapshot", func(s *store.Snapshot) bool {
+		return s.Seq > first.Seq && hasFile(s, "new/place/name.md") && hasFile(s, "img/new.png") && !hasFile(s, "gone.md")
+	})
+	g.git(repo, "fetch", "-q")
+	if a, b := revParse(g, repo, "origin/main^{tree}"), revParse(g, repo, pushed+"^{tree}"); a != b {
+		t.Errorf("the fetched snapshot has tree %s, the pushed commit %s:\n%s", a, b, g.git(repo, "diff", "--stat", pushed, "origin/main"))
+	}
+
+	w := g.with(readapi.WriteTokenEnv + "=" + e2eWriteToken)
+
+	// A commit on top of the pushed one no longer fast-forwards the
+	// remote (whose head is the snapshot): refused, even forced.
+	writeFile(t, filepath.Join(repo, "todo.md"), "- [x] write\n")
+	g.git(repo, "commit", "-q", "-am", "not on the remote's head")
+	before = writes(relay, folder)
+	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "rejected") {
+		t.Errorf("non-fast-forward push:\n%s", msg)
+	}
+	if msg := w.mustFail(repo, "push", "--force", "origin", "main"); !strings.Contains(msg, "non-fast-forward") {
+		t.Errorf("forced non-fast-forward push:\n%s", msg)
+	}
+
+	// On the remote's head, with a symlink: refused, naming it.
+	g.git(repo, "reset", "-q", "--hard", "origin/main")
+	writeFile(t, filepath.Join(repo, "todo.md"), "- [x] write\n")
+	if err := os.Symlink("todo.md", filepath.Join(repo, "link.md")); err != nil {
+		t.Fatal(err)
+	}
+	g.git(repo, "add", "-A")
+	g.git(repo, "commit", "-q", "-m", "a symlink")
+	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "link.md is a symbolic link") {
+		t.Errorf("push with a symlink:\n%s", msg)
+	}
+	if n := writes(relay, folder); n != before {
+		t.Fatalf("refused pushes wrote %d updates", n-before)
+	}
+
+	// Behind the remote: git says fetch first, and so does the helper to a
+	// forced push.
+	g.git(repo, "reset", "-q", "--hard", "HEAD~1")
+	edited := "- [ ] write\n- [ ] edited in Relay\n"
+	if err := folder.EditMarkdown("/todo.md", edited); err != nil {
+		t.Fatal(err)
+	}
+	srv.waitFor(f, "the Relay edit", func(s *store.Snapshot) bool {
+		for _, file := range s.Files {
+			if file.Path == "todo.md" {
+				return file.Size == int64(len(edited))
+			}
+		}
+		return false
+	})
+	writeFile(t, filepath.Join(repo, "todo.md"), "- [x] write\n")
+	g.git(repo, "commit", "-q", "-am", "behind")
+	before = writes(relay, folder)
+	if msg := w.mustFail(repo, "push", "--force", "origin", "main"); !strings.Contains(msg, "fetch first") {
+		t.Errorf("push behind the remote:\n%s", msg)
+	}
+	if n := writes(relay, folder); n != before {
+		t.Fatalf("a push behind the remote wrote %d updates", n-before)
+	}
+}
+
+// TestPushToDataDir pushes to relay::/data-dir/…, which writes to the Relay
+// Server named by RELAY_SERVER_URL itself. --dry-run writes nothing; a push
+// that fails half way says what was written, and pushing again writes only
+// what is missing; a push over an edit made in Relay since the snapshot is
+// refused.
+func TestPushToDataDir(t *testing.T) {
+	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key"})
+	defer relay.Close()
+	folder := relay.NewFolder(relay.NewRelay())
+	aID, err := folder.AddMarkdown("/a.md", "alpha\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
+	dataDir := t.TempDir()
+	srv := startServe(t, relay, "relay-key", dataDir, []*relaytest.Folder{folder})
+	srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == 1 })
+	srv.stop()
+
+	g := newGitEnv(t)
+	work := t.TempDir()
+	g.git(work, "clone", "-q", "relay::"+dataDir+"/"+f.String(), "notes")
+	repo := filepath.Join(work, "notes")
+	writeFile(t, filepath.Join(repo, "a.md"), "alpha, edited\n")
+	writeFile(t, filepath.Join(repo, "c.md"), "gamma\n")
+	g.git(repo, "add", "-A")
+	g.git(repo, "commit", "-q", "-m", "edit a, add c")
+
+	if msg := g.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "set RELAY_SERVER_URL") {
+		t.Errorf("push without RELAY_SERVER_URL:\n%s", msg)
+	}
+	w := g.with(EnvRelayServerURL+"="+relay.URL(), EnvRelayServerAPIKey+"=relay-key")
+	if _, stderr := w.git2(repo, "push", "--dry-run", "origin", "main"); !strings.Contains(stderr, "create   c.md") || !strings.Contains(stderr, "dry run: 2 changes") {
+		t.Errorf("dry run:\n%s", stderr)
+	}
+	if n := writes(relay, folder); n != 0 {
+		t.Fatalf("a dry run or a refused push wrote %d updates", n)
+	}
+
+	// The folder document fails: a.md's text is written, c.md's entry not.
+	relay.InjectFault(relaytest.RouteUpdate, folder.ID(), relaytest.Fault{Status: http.StatusBadRequest, Times: 1})
+	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "written before the failure: a.md") {
+		t.Errorf("push failing half way:\n%s", msg)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
+		t.Errorf("after the failed push yjs reads a.md as %q", got)
+	}
+	if _, ok := folder.Entry("/c.md"); ok {
+		t.Fatal("c.md has an entry although the folder write failed")
+	}
+	aWrites := len(relay.WrittenUpdates(folder.RelayID(), aID))
+
+	w.git(repo, "push", "origin", "main")
+	if got := len(relay.WrittenUpdates(folder.RelayID(), aID)); got != aWrites {
+		t.Errorf("pushing again wrote a.md again (%d updates, had %d)", got, aWrites)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), folder.EntryID("/c.md"), "contents"); got != "gamma\n" {
+		t.Errorf("yjs reads c.md as %q", got)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
+		t.Errorf("yjs reads a.md as %q", got)
+	}
+
+	// a.md is edited in Obsidian; the data dir (no serve) has no snapshot
+	// of it. A push that edits a.md again would take that edit back:
+	// refused, naming it, nothing written.
+	if err := folder.EditMarkdown("/a.md", "alpha, edited in Obsidian\n"); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(repo, "a.md"), "alpha, edited twice\n")
+	g.git(repo, "commit", "-q", "-am", "edit a again")
+	before := writes(relay, folder)
+	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "fetch first") || !strings.Contains(msg, "a.md (edited in Relay)") {
+		t.Errorf("push over an edit made in Relay:\n%s", msg)
+	}
+	if n := writes(relay, folder); n != before {
+		t.Errorf("the refused push wrote %d updates", n-before)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited in Obsidian\n" {
+		t.Errorf("the edit made in Obsidian became %q", got)
+	}
+}
+
+// storePaths maps the safe names of a synthesized tree back to the
+// folder's paths, for files and for new files in renamed directories.
+func TestStorePaths(t *testing.T) {
+	files := []store.File{{Path: "CON.md"}, {Path: "aux/x.md"}, {Path: "ok/.gitmodules"}, {Path: "plain.md"}}
+	renamed := gitpath.Rename(files, func(f store.File) string { return f.Path }, gitpath.Tree)
+	toStore := storePaths(files)
+	for sp, gp := range renamed {
+		if got := toStore(gp); got != sp {
+			t.Errorf("%s -> %s -> %s", sp, gp, got)
+		}
+	}
+	auxGit := strings.TrimSuffix(renamed["aux/x.md"], "/x.md")
+	if auxGit == "aux" || auxGit == "" {
+		t.Fatalf("aux was not renamed: %v", renamed)
+	}
+	for gp, want := range map[string]string{auxGit + "/new.md": "aux/new.md", "plain.md": "plain.md", "new/file.md": "new/file.md"} {
+		if got := toStore(gp); got != want {
+			t.Errorf("%s maps to %s, want %s", gp, got, want)
+		}
+	}
+}
+
+// gitStdin runs git with stdin, failing the test if it fails.
+func (g *gitEnv) gitStdin(dir, stdin string, args ...string) {
+	g.t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir, cmd.Env, cmd.Stdin = dir, g.env, strings.NewReader(stdin)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
