@@ -109,6 +109,10 @@ type Config struct {
 	// Changes writes what POST …/changes asks (git push relay::…); set
 	// with Restore (serve --allow-writes), else 403.
 	Changes func(ctx context.Context, f store.FolderID, req readapi.ChangesRequest) (*readapi.ChangesResult, error)
+
+	// UI serves the history browser's pages under /ui/ (package webui,
+	// which signs people in itself); nil = no /ui/ routes.
+	UI http.Handler
 }
 
 // Webhook authentication modes.
@@ -273,6 +277,12 @@ func (s *server) engine() *gin.Engine {
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError),
 	})))
+
+	if s.cfg.UI != nil {
+		// HTML pages for people, not API operations: not in openapi.yaml.
+		e.Any("/ui/*path", gin.WrapH(s.cfg.UI))
+		e.GET("/ui", gin.WrapH(s.cfg.UI))
+	}
 
 	api := e.Group("/api/v1", s.requireAPIToken)
 	api.GET("/folders", s.folders)

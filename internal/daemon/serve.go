@@ -17,6 +17,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/sshkey"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/server"
+	"github.com/relay-git-sync/relay-git-sync/webui"
 )
 
 // MinWebhookSecretLen is the length under which a webhook secret (for a
@@ -149,6 +150,13 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		},
 	})
 
+	ui, err := webui.New(webui.Config{
+		Source: source.FromStore(st), APIToken: cfg.APIToken, WriteToken: cfg.writeToken(),
+		Restore: cfg.restore(p, st), Done: ctx.Done(), Logger: log,
+	})
+	if err != nil {
+		return err
+	}
 	handler, err := server.New(server.Config{
 		WebhookSecret:  cfg.WebhookSecret,
 		InsecureNoAuth: cfg.InsecureNoAuth,
@@ -162,6 +170,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		WriteToken:     cfg.writeToken(),
 		Restore:        cfg.restore(p, st),
 		Changes:        cfg.changes(p, st),
+		UI:             ui,
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
 			if errors.Is(err, sshkey.ErrNotConfigured) {

@@ -1,0 +1,462 @@
+package webui
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+)
+
+// TestSignIn: a wrong token is refused without a session; the read token
+// gets a session cookie with the safe flags (Secure behind a TLS proxy);
+// pages without a session send the browser to the sign-in page; signing
+// out ends the session.
+func TestSignIn(t *testing.T) {
+	v := newVault(t)
+	v.commit(edit{set: map[string]string{"a.md": "# A\n"}})
+	e := newEnv(t, v, nil)
+
+	c := e.client()
+	if code, _, h := e.get(c, "/ui/"); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/ui/login?next=") {
+		t.Fatalf("without a session: %d %q, want a redirect to sign in", code, h.Get("Location"))
+	}
+	for _, bad := range []string{"", "wrong", readToken + "x", strings.ToUpper(readToken)} {
+		resp := e.login(c, bad)
+		if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
+			t.Errorf("token %q: %s with cookies %v, want 401 and none", bad, resp.Status, resp.Cookies())
+		}
+	}
+	if code, _, _ := e.get(c, "/ui/"); code != http.StatusSeeOther {
+		t.Fatalf("a refused sign-in opened a session: %d", code)
+	}
+
+	resp := e.login(c, readToken)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/ui/" {
+		t.Fatalf("read token: %s to %q", resp.Status, resp.Header.Get("Location"))
+	}
+	ck := resp.Cookies()
+	if len(ck) != 1 || !ck[0].HttpOnly || ck[0].SameSite != http.SameSiteStrictMode || ck[0].Path != "/ui/" || ck[0].Secure || len(ck[0].Value) < 40 {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, Path=/ui/, not Secure over plain HTTP, a long random id", ck)
+	}
+	if strings.Contains(ck[0].Value, readToken) {
+		t.Fatal("the session cookie carries the token")
+	}
+	code, body, _ := e.get(c, "/ui/")
+	if code != http.StatusOK || !strings.Contains(body, testFolder.Folder) || !strings.Contains(body, "read only") {
+		t.Fatalf("folders page: %d\n%s", code, body)
+	}
+
+	// Behind a TLS-terminating proxy the cookie is Secure.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/ui/login", strings.NewReader(url.Values{"token": {readToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Forwarded-Proto", "https")
+	tlsResp, err := e.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsResp.Body.Close()
+	if ck := tlsResp.Cookies(); len(ck) != 1 || !ck[0].Secure {
+		t.Fatalf("behind https: cookie %+v, want Secure", ck)
+	}
+
+	// A foreign next= is not followed.
+	resp2, err := e.client().PostForm(e.srv.URL+"/ui/login", url.Values{"token": {readToken}, "next": {"//evil.example/ui/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if loc := resp2.Header.Get("Location"); loc != "/ui/" {
+		t.Errorf("next=//evil.example: redirected to %q", loc)
+	}
+
+	// Sign out needs the CSRF token, then the session is gone.
+	if code, _ := e.post(c, "/ui/logout", url.Values{}, nil); code != http.StatusForbidden {
+		t.Fatalf("sign out without CSRF: %d, want 403", code)
+	}
+	if code, _ := e.post(c, "/ui/logout", url.Values{"csrf": {csrfOf(t, body)}}, nil); code != http.StatusSeeOther {
+		t.Fatalf("sign out: %d", code)
+	}
+	// The old cookie value is dead even if a browser kept it.
+	c2 := e.client()
+	u, _ := url.Parse(e.srv.URL + "/ui/")
+	c2.Jar.SetCookies(u, []*http.Cookie{{Name: cookieName, Value: ck[0].Value, Path: "/ui/"}})
+	if code, _, _ := e.get(c2, "/ui/"); code != http.StatusSeeOther {
+		t.Fatalf("a signed-out session still works: %d", code)
+	}
+}
+
+// TestRestoreNeedsWriteTokenAndCSRF: a read session sees no restore
+// button and gets 403 for the preview and the POST; a write session needs
+// the CSRF token and the same origin; only then does the restore run.
+func TestRestoreNeedsWriteTokenAndCSRF(t *testing.T) {
+	v := newVault(t)
+	seq := v.commit(edit{set: map[string]string{"a.md": "# A\n"}})
+	e := newEnv(t, v, nil)
+	file := fmt.Sprintf("%ss/%d/file?path=a.md", folderURL(), seq)
+	restoreURL := folderURL() + "restore"
+
+	r := e.signedIn(readToken)
+	_, page, _ := e.get(r, file)
+	if strings.Contains(page, "Restore") {
+		t.Error("a read session's file page offers a restore")
+	}
+	if code, _, _ := e.get(r, fmt.Sprintf("%s?seq=%d&path=a.md", restoreURL, seq)); code != http.StatusForbidden {
+		t.Errorf("read session, preview: %d, want 403", code)
+	}
+	form := url.Values{"csrf": {csrfOf(t, page)}, "seq": {fmt.Sprint(seq)}, "path": {"a.md"}}
+	if code, _ := e.post(r, restoreURL, form, nil); code != http.StatusForbidden {
+		t.Errorf("read session, restore with its CSRF token: %d, want 403", code)
+	}
+	if len(e.restores) != 0 {
+		t.Fatalf("a read session reached Restore: %+v", e.restores)
+	}
+
+	w := e.signedIn(writeToken)
+	_, page, _ = e.get(w, file)
+	if !strings.Contains(page, "Restore this version") {
+		t.Fatal("a write session's file page has no restore link")
+	}
+	code, preview, _ := e.get(w, fmt.Sprintf("%s?seq=%d&path=a.md", restoreURL, seq))
+	if code != 200 || !strings.Contains(preview, "Restore now") || len(e.restores) != 1 || !e.restores[0].DryRun {
+		t.Fatalf("preview: %d %+v\n%s", code, e.restores, preview)
+	}
+	form = url.Values{"seq": {fmt.Sprint(seq)}, "path": {"a.md"}}
+	if code, _ := e.post(w, restoreURL, form, nil); code != http.StatusForbidden {
+		t.Errorf("restore without CSRF: %d, want 403", code)
+	}
+	form.Set("csrf", csrfOf(t, page)+"x")
+	if code, _ := e.post(w, restoreURL, form, nil); code != http.StatusForbidden {
+		t.Errorf("restore with a wrong CSRF token: %d, want 403", code)
+	}
+	form.Set("csrf", csrfOf(t, preview))
+	if code, _ := e.post(w, restoreURL, form, map[string]string{"Origin": "https://evil.example"}); code != http.StatusForbidden {
+		t.Errorf("restore from another origin: %d, want 403", code)
+	}
+	if len(e.restores) != 1 {
+		t.Fatalf("a refused POST reached Restore: %+v", e.restores)
+	}
+	code, done := e.post(w, restoreURL, form, map[string]string{"Origin": e.srv.URL})
+	if code != 200 || len(e.restores) != 2 || e.restores[1].DryRun || e.restores[1].Seq != seq || fmt.Sprint(e.restores[1].Paths) != "[a.md]" {
+		t.Fatalf("restore: %d %+v\n%s", code, e.restores, done)
+	}
+}
+
+// TestHostileContent: markdown and file names written by someone else
+// cannot put script, event handlers or javascript: links into a page.
+func TestHostileContent(t *testing.T) {
+	v := newVault(t)
+	evilName := `<img src=x onerror=alert(1)>"&'.md`
+	note := "# Hi <script>alert(1)</script>\n\n" +
+		"[click](javascript:alert(2)) [ok](https://example.com/)\n\n" +
+		"<img src=x onerror=alert(3)>\n\n<iframe src=\"https://evil.example\"></iframe>\n\n" +
+		"[ref][r]\n\n[r]: JaVaScRiPt:alert(4)\n\n<a href=\"javascript:alert(5)\">raw</a>\n"
+	seq := v.commit(edit{users: []string{"<b>u</b>"}, set: map[string]string{"note.md": note, evilName: "x", "page.html": "<script>alert(6)</script>"}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+
+	check := func(what, body string) {
+		t.Helper()
+		if err := unsafeHTML(body); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		if strings.Contains(body, "<b>u</b>") {
+			t.Errorf("%s: a user id is not escaped", what)
+		}
+	}
+	for _, p := range []string{
+		folderURL(),
+		fmt.Sprintf("%ss/%d/", folderURL(), seq),
+		fmt.Sprintf("%ss/%d/file?path=note.md", folderURL(), seq),
+		fmt.Sprintf("%ss/%d/file?path=note.md&view=source", folderURL(), seq),
+		fmt.Sprintf("%ss/%d/file?path=%s", folderURL(), seq, url.QueryEscape(evilName)),
+		fmt.Sprintf("%ss/%d/file?path=page.html", folderURL(), seq),
+		fmt.Sprintf("%shistory?path=%s", folderURL(), url.QueryEscape(evilName)),
+	} {
+		code, body, h := e.get(c, p)
+		if code != 200 {
+			t.Fatalf("%s: %d\n%s", p, code, body)
+		}
+		check(p, body)
+		if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Errorf("%s: CSP %q", p, csp)
+		}
+	}
+	_, rendered, _ := e.get(c, fmt.Sprintf("%ss/%d/file?path=note.md", folderURL(), seq))
+	if !strings.Contains(rendered, `<a href="https://example.com/">ok</a>`) || !strings.Contains(rendered, "<h1>Hi") {
+		t.Errorf("the safe parts of the note are not rendered:\n%s", rendered)
+	}
+	_, src, _ := e.get(c, fmt.Sprintf("%ss/%d/file?path=note.md&view=source", folderURL(), seq))
+	if !strings.Contains(src, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Errorf("the source view does not show the note's text escaped:\n%s", src)
+	}
+
+	// The raw route never serves HTML inline.
+	_, _, h := e.get(c, fmt.Sprintf("%ss/%d/raw?path=page.html", folderURL(), seq))
+	if h.Get("Content-Type") != "application/octet-stream" || !strings.HasPrefix(h.Get("Content-Disposition"), "attachment") || !strings.Contains(h.Get("Content-Security-Policy"), "sandbox") {
+		t.Errorf("raw HTML served as %q, %q, CSP %q", h.Get("Content-Type"), h.Get("Content-Disposition"), h.Get("Content-Security-Policy"))
+	}
+}
+
+// unsafeHTML parses a page as a browser would and reports the first thing
+// that could run script: a script element other than our own app.js, an
+// event handler attribute, a frame, or a URL attribute with a scheme that
+// runs code.
+func unsafeHTML(page string) error {
+	z := html.NewTokenizer(strings.NewReader(page))
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			if z.Err() == io.EOF {
+				return nil
+			}
+			return z.Err()
+		case html.StartTagToken, html.SelfClosingTagToken:
+			tok := z.Token()
+			switch tok.Data {
+			case "iframe", "object", "embed", "frame", "base":
+				return fmt.Errorf("a <%s> element", tok.Data)
+			case "script":
+				if len(tok.Attr) != 2 || tok.Attr[0].Val != "/ui/static/app.js" {
+					return fmt.Errorf("a script element %v", tok.Attr)
+				}
+			}
+			for _, a := range tok.Attr {
+				v := strings.ToLower(strings.Join(strings.Fields(a.Val), ""))
+				switch {
+				case strings.HasPrefix(a.Key, "on"):
+					return fmt.Errorf("an event handler %s=%q on <%s>", a.Key, a.Val, tok.Data)
+				case (a.Key == "href" || a.Key == "src" || a.Key == "action" || a.Key == "formaction") &&
+					(strings.HasPrefix(v, "javascript:") || strings.HasPrefix(v, "vbscript:") || strings.HasPrefix(v, "data:text/html")):
+					return fmt.Errorf("%s=%q on <%s>", a.Key, a.Val, tok.Data)
+				}
+			}
+		}
+	}
+}
+
+func TestRenderMarkdownDropsDangerousURLs(t *testing.T) {
+	for _, src := range []string{
+		"[x](javascript:alert(1))", "[x](  javascript:alert(1))", "[x](vbscript:msgbox)", "![x](javascript:alert(1))",
+		"<javascript:alert(1)>", "[x](data:text/html;base64,PHNjcmlwdD4=)", "<script>alert(1)</script>", "<a href='javascript:x'>y</a>",
+	} {
+		out, err := renderMarkdown([]byte(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unsafeHTML(string(out)); err != nil {
+			t.Errorf("%q rendered as %q: %v", src, out, err)
+		}
+	}
+}
+
+// TestTimelinePages: 120 snapshots in pages of 50, newest first, with
+// older and newer links that cover every snapshot once.
+func TestTimelinePages(t *testing.T) {
+	v := newVault(t)
+	for i := 1; i <= 120; i++ {
+		v.commit(edit{users: []string{"u-ada"}, set: map[string]string{"n.md": fmt.Sprint(i)}})
+	}
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	seen := map[int]bool{}
+	next := folderURL()
+	pages := 0
+	for next != "" {
+		code, body, _ := e.get(c, next)
+		if code != 200 {
+			t.Fatalf("%s: %d", next, code)
+		}
+		pages++
+		if pages == 1 && (!strings.Contains(body, `id="live"`) || !strings.Contains(body, "by Ada")) {
+			t.Error("the first page has no live notice box or does not name the user")
+		}
+		n := 0
+		prev := 1 << 30
+		for _, line := range strings.Split(body, "\n") {
+			var seq int
+			if _, err := fmt.Sscanf(line, `<li id="s%d">`, &seq); err == nil {
+				if seq >= prev || seen[seq] {
+					t.Fatalf("%s: snapshot %d out of order or repeated", next, seq)
+				}
+				prev, seen[seq] = seq, true
+				n++
+			}
+		}
+		if n > pageSize || n == 0 {
+			t.Fatalf("%s: %d rows", next, n)
+		}
+		next = ""
+		if i := strings.Index(body, `rel="next"`); i >= 0 {
+			j := strings.LastIndex(body[:i], `href="`)
+			next = strings.ReplaceAll(body[j+6:i-2], "&amp;", "&")
+		}
+	}
+	if pages != 3 || len(seen) != 120 {
+		t.Fatalf("%d pages showed %d snapshots, want 3 and 120", pages, len(seen))
+	}
+	_, body, _ := e.get(c, folderURL()+"?before=71")
+	if !strings.Contains(body, `<li id="s70">`) || strings.Contains(body, `<li id="s71">`) || !strings.Contains(body, `rel="prev"`) {
+		t.Errorf("?before=71 does not start at 70 with a newer link")
+	}
+}
+
+// TestFileHistoryFollowsRenames: a note edited, renamed, edited and
+// deleted has every version listed under the path it had, and the diff
+// between two of them shows the change with word-level marks.
+func TestFileHistoryFollowsRenames(t *testing.T) {
+	v := newVault(t)
+	s1 := v.commit(edit{set: map[string]string{"a.md": "one\ntwo\nthree\n", "other.md": "x"}})
+	s2 := v.commit(edit{set: map[string]string{"a.md": "one\ntwo changed\nthree\n"}})
+	v.commit(edit{set: map[string]string{"other.md": "y"}})
+	s4 := v.commit(edit{renames: map[string]string{"a.md": "dir/b.md"}})
+	s5 := v.commit(edit{set: map[string]string{"dir/b.md": "one\ntwo changed\nthree\nfour\n"}})
+	s6 := v.commit(edit{del: []string{"dir/b.md"}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+
+	code, body, _ := e.get(c, folderURL()+"history?path=dir%2Fb.md")
+	if code != 200 {
+		t.Fatalf("history: %d\n%s", code, body)
+	}
+	var got []string
+	for _, line := range strings.Split(body, "\n") {
+		if i := strings.Index(line, `name="b" value="`); i >= 0 {
+			rest := line[i+len(`name="b" value="`):]
+			got = append(got, rest[:strings.IndexByte(rest, '"')])
+		}
+	}
+	want := []string{fmt.Sprintf("%d:dir/b.md", s5), fmt.Sprintf("%d:dir/b.md", s5), fmt.Sprintf("%d:dir/b.md", s4), fmt.Sprintf("%d:a.md", s2), fmt.Sprintf("%d:a.md", s1)}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("versions %v, want %v (deleted at %d: its last version is %d)", got, want, s6, s5)
+	}
+
+	code, body, _ = e.get(c, fmt.Sprintf("%sdiff?a=%d:a.md&b=%d:dir%%2Fb.md", folderURL(), s1, s5))
+	if code != 200 {
+		t.Fatalf("diff: %d\n%s", code, body)
+	}
+	for _, w := range []string{"<mark>", "@@ -1,3 &#43;1,4 @@", "four", "+2", "−1"} {
+		if !strings.Contains(body, w) {
+			t.Errorf("diff page lacks %q:\n%s", w, body)
+		}
+	}
+	code, body, _ = e.get(c, fmt.Sprintf("%sdiff?a=%d:a.md&b=%d:dir%%2Fb.md&view=split", folderURL(), s1, s5))
+	if code != 200 || !strings.Contains(body, `class="diff split"`) {
+		t.Fatalf("side by side: %d", code)
+	}
+}
+
+func TestDiff(t *testing.T) {
+	a := "l1\nl2\nl3\nl4\nl5\nl6\nl7\nl8\nl9\nl10\nl11\nl12\n"
+	b := "l1\nl2 new words\nl3\nl4\nl5\nl6\nl7\nl8\nl9\nl10\nl11\nl12\nl13\n"
+	res := Diff(a, b)
+	if res.Added != 2 || res.Deleted != 1 || len(res.Hunks) != 2 {
+		t.Fatalf("+%d -%d in %d hunks, want +2 -1 in 2", res.Added, res.Deleted, len(res.Hunks))
+	}
+	if h := res.Hunks[0].Header(); h != "@@ -1,5 +1,5 @@" {
+		t.Errorf("first hunk %s", h)
+	}
+	if h := res.Hunks[1].Header(); h != "@@ -10,3 +10,4 @@" {
+		t.Errorf("second hunk %s", h)
+	}
+	var marked []string
+	for _, l := range res.Hunks[0].Lines {
+		for _, s := range l.Segs {
+			if s.Changed {
+				marked = append(marked, string(l.Op)+s.Text)
+			}
+		}
+	}
+	if fmt.Sprint(marked) != "[+ new words]" {
+		t.Errorf("word marks %q", marked)
+	}
+	// A new file and a file emptied.
+	if res := Diff("", "x\ny\n"); len(res.Hunks) != 1 || res.Hunks[0].Header() != "@@ -0,0 +1,2 @@" {
+		t.Errorf("added file: %+v", res.Hunks)
+	}
+	if res := Diff("x\n", ""); len(res.Hunks) != 1 || res.Hunks[0].Header() != "@@ -1,1 +0,0 @@" {
+		t.Errorf("emptied file: %+v", res.Hunks)
+	}
+	// A last line without a newline still diffs.
+	if res := Diff("a\nb", "a\nc"); res.Added != 1 || res.Deleted != 1 {
+		t.Errorf("no final newline: %+v", res)
+	}
+}
+
+// TestDownloads: an image is served inline with its type, any file as an
+// attachment on ?download=1, the snapshot as a zip of its files.
+func TestDownloads(t *testing.T) {
+	v := newVault(t)
+	png := "\x89PNG\r\n\x1a\n" + strings.Repeat("p", 50)
+	seq := v.commit(edit{set: map[string]string{"img/p.png": png, "notes/a.md": "# A\n", "x y\".md": "q"}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	base := fmt.Sprintf("%ss/%d/", folderURL(), seq)
+
+	code, body, h := e.get(c, base+"raw?path=img%2Fp.png")
+	if code != 200 || body != png || h.Get("Content-Type") != "image/png" || h.Get("Content-Disposition") != "" {
+		t.Errorf("image: %d %q %q", code, h.Get("Content-Type"), h.Get("Content-Disposition"))
+	}
+	code, body, h = e.get(c, base+"raw?path=x+y%22.md&download=1")
+	if code != 200 || body != "q" || h.Get("Content-Disposition") != `attachment; filename="x y\".md"` {
+		t.Errorf("download: %d %q", code, h.Get("Content-Disposition"))
+	}
+	code, body, h = e.get(c, base+"zip")
+	if code != 200 || h.Get("Content-Type") != "application/zip" {
+		t.Fatalf("zip: %d %q", code, h.Get("Content-Type"))
+	}
+	zr, err := zip.NewReader(bytes.NewReader([]byte(body)), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, f := range zr.File {
+		rc, _ := f.Open()
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		got[f.Name] = string(b)
+	}
+	if got["img/p.png"] != png || got["notes/a.md"] != "# A\n" || len(got) != 3 {
+		t.Errorf("zip holds %v", got)
+	}
+	if code, _, _ := e.get(c, base+"raw?path=missing.md"); code != 404 {
+		t.Errorf("missing file: %d", code)
+	}
+	if code, _, _ := e.get(c, "/ui/f/not-a-uuid/x/"); code != 404 {
+		t.Errorf("bad folder: %d", code)
+	}
+}
+
+// TestEvents: the timeline's event stream announces a snapshot added
+// after the page was made.
+func TestEvents(t *testing.T) {
+	v := newVault(t)
+	seq := v.commit(edit{set: map[string]string{"a.md": "1"}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	resp, err := c.Get(fmt.Sprintf("%s%sevents?after=%d", e.srv.URL, folderURL(), seq))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("events: %s %q", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	next := v.commit(edit{set: map[string]string{"a.md": "2"}})
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "data: ") {
+			if want := fmt.Sprintf(`data: {"latest":%d}`, next); sc.Text() != want {
+				t.Fatalf("event %q, want %q", sc.Text(), want)
+			}
+			return
+		}
+	}
+	t.Fatalf("the stream ended without an event: %v", sc.Err())
+}
