@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -336,6 +337,20 @@ func TestPushToDataDir(t *testing.T) {
 		t.Errorf("yjs reads a.md as %q", got)
 	}
 
+	// A new attachment needs a file token to upload, which the server
+	// token is not: refused with a message that says so, nothing written.
+	writeFile(t, filepath.Join(repo, "img.png"), string(pngBytes(5, 500)))
+	g.git(repo, "add", "img.png")
+	g.git(repo, "commit", "-q", "-m", "an image")
+	before := writes(relay, folder)
+	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "file token") || !strings.Contains(msg, "add the attachment in Obsidian") {
+		t.Errorf("push of an attachment with the server token only:\n%s", msg)
+	}
+	if _, ok := folder.Entry("/img.png"); ok || writes(relay, folder) != before {
+		t.Error("the refused attachment push wrote into Relay")
+	}
+	g.git(repo, "reset", "-q", "--hard", "HEAD~1")
+
 	// a.md is edited in Obsidian; the data dir (no serve) has no snapshot
 	// of it. A push that edits a.md again would take that edit back:
 	// refused, naming it, nothing written.
@@ -344,7 +359,7 @@ func TestPushToDataDir(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(repo, "a.md"), "alpha, edited twice\n")
 	g.git(repo, "commit", "-q", "-am", "edit a again")
-	before := writes(relay, folder)
+	before = writes(relay, folder)
 	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "fetch first") || !strings.Contains(msg, "a.md (edited in Relay)") {
 		t.Errorf("push over an edit made in Relay:\n%s", msg)
 	}
@@ -386,4 +401,63 @@ func (g *gitEnv) gitStdin(dir, stdin string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		g.t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
+}
+
+// BenchmarkPush100Notes times git push of a commit that edits 100 notes
+// (a line appended to each) through serve into the fake Relay Server, and
+// reports the time per note. Between pushes (untimed) the pushed writes
+// come back as a snapshot, which the clone fetches and builds on.
+func BenchmarkPush100Notes(b *testing.B) {
+	const notes = 100
+	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key"})
+	defer relay.Close()
+	folder := relay.NewFolder(relay.NewRelay())
+	body := strings.Repeat("a line of a note, long enough to be typical\n", 40)
+	for i := range notes {
+		if _, err := folder.AddMarkdown(fmt.Sprintf("/notes/%03d.md", i), body); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
+	srv := startServeArgs(b, relay, "relay-key", b.TempDir(), []*relaytest.Folder{folder}, []string{"--allow-writes"},
+		readapi.WriteTokenEnv+"="+e2eWriteToken)
+	srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == notes })
+	g := newGitEnv(b, EnvToken+"="+e2eToken, readapi.WriteTokenEnv+"="+e2eWriteToken)
+	work := b.TempDir()
+	g.git(work, "clone", "-q", "relay::"+srv.url+"/"+f.String(), "notes")
+	repo := filepath.Join(work, "notes")
+	size := int64(len(body))
+
+	b.ResetTimer()
+	for n := range b.N {
+		b.StopTimer()
+		line := fmt.Sprintf("edit %d\n", n)
+		size += int64(len(line))
+		for i := range notes {
+			p := filepath.Join(repo, fmt.Sprintf("notes/%03d.md", i))
+			old, err := os.ReadFile(p)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(p, append(old, line...), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		g.git(repo, "commit", "-q", "-am", line)
+		b.StartTimer()
+		g.git(repo, "push", "-q", "origin", "main")
+		b.StopTimer()
+		srv.waitFor(f, "the pushed snapshot", func(s *store.Snapshot) bool {
+			for _, file := range s.Files {
+				if file.Size != size {
+					return false
+				}
+			}
+			return true
+		})
+		g.git(repo, "fetch", "-q")
+		g.git(repo, "reset", "-q", "--hard", "origin/main")
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*notes), "ms/note")
 }
