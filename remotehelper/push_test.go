@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
@@ -460,4 +461,58 @@ func BenchmarkPush100Notes(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*notes), "ms/note")
+}
+
+// TestPushKeepsConcurrentTyping: someone types in a note while a push
+// writes it (after the push read the note, before its update lands): both
+// edits are in the note, as the real yjs reads it.
+func TestPushKeepsConcurrentTyping(t *testing.T) {
+	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key"})
+	defer relay.Close()
+	folder := relay.NewFolder(relay.NewRelay())
+	const base = "# Plan\n\nfirst 😀\nmiddle 漢字\nlast\n"
+	id, err := folder.AddMarkdown("/plan.md", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
+	dataDir := t.TempDir()
+	srv := startServe(t, relay, "relay-key", dataDir, []*relaytest.Folder{folder})
+	srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == 1 })
+	srv.stop()
+
+	g := newGitEnv(t, EnvRelayServerURL+"="+relay.URL(), EnvRelayServerAPIKey+"=relay-key")
+	work := t.TempDir()
+	g.git(work, "clone", "-q", "relay::"+dataDir+"/"+f.String(), "notes")
+	repo := filepath.Join(work, "notes")
+	writeFile(t, filepath.Join(repo, "plan.md"), strings.Replace(base, "last\n", "last, pushed 🎉\n", 1))
+	g.git(repo, "commit", "-q", "-am", "edit the end")
+
+	// The push's update is held back until the user has typed.
+	relay.InjectFault(relaytest.RouteUpdate, id, relaytest.Fault{Delay: 3 * time.Second, Times: 1})
+	done := make(chan error, 1)
+	var stderr string
+	go func() {
+		var err error
+		_, stderr, err = g.run(repo, "push", "origin", "main")
+		done <- err
+	}()
+	for relay.RequestsFor(relaytest.RouteUpdate, id) == 0 {
+		select {
+		case err := <-done:
+			t.Fatalf("the push ended before writing the note: %v\n%s", err, stderr)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	typed := strings.Replace(base, "first 😀\n", "first 😀, typed meanwhile\n", 1)
+	if err := folder.EditMarkdown("/plan.md", typed); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("push: %v\n%s", err, stderr)
+	}
+	want := "# Plan\n\nfirst 😀, typed meanwhile\nmiddle 漢字\nlast, pushed 🎉\n"
+	if got := yjsText(t, relay, folder.RelayID(), id, "contents"); got != want {
+		t.Errorf("yjs reads %q, want %q", got, want)
+	}
 }
