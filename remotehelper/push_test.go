@@ -516,3 +516,36 @@ func TestPushKeepsConcurrentTyping(t *testing.T) {
 		t.Errorf("yjs reads %q, want %q", got, want)
 	}
 }
+
+// TestPushToEmptyFolder: a folder without snapshots clones empty; a first
+// commit pushed to it creates its notes in Relay.
+func TestPushToEmptyFolder(t *testing.T) {
+	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key"})
+	defer relay.Close()
+	folder := relay.NewFolder(relay.NewRelay())
+	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AddFolder(f); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	g := newGitEnv(t, EnvRelayServerURL+"="+relay.URL(), EnvRelayServerAPIKey+"=relay-key")
+	work := t.TempDir()
+	g.git(work, "clone", "-q", "relay::"+dir+"/"+f.String(), "empty")
+	repo := filepath.Join(work, "empty")
+	writeFile(t, filepath.Join(repo, "first/note.md"), "the first note\n")
+	g.git(repo, "add", "-A")
+	g.git(repo, "commit", "-q", "-m", "first")
+	g.git(repo, "push", "-q", "origin", "main")
+	if got := yjsText(t, relay, folder.RelayID(), folder.EntryID("/first/note.md"), "contents"); got != "the first note\n" {
+		t.Errorf("yjs reads the pushed note as %q", got)
+	}
+	if typ := entryField(folder, "/first", "type"); typ != "folder" {
+		t.Errorf("/first has type %q", typ)
+	}
+}
