@@ -116,11 +116,17 @@ func TestPushThroughServe(t *testing.T) {
 	movedID := add("/old/name.md", "moving\n")
 	add("/gone.md", "to delete\n")
 	conID := add("/CON.md", "a name Windows reserves\n")
+	canvasID, err := folder.AddCanvas("/board.canvas",
+		[]map[string]any{{"id": "n1", "type": "text", "x": 0.0, "y": 0.0, "width": 200.0, "height": 60.0}},
+		nil, map[string]string{"n1": "card text"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
 
 	srv := startServeArgs(t, relay, "relay-key", t.TempDir(), []*relaytest.Folder{folder}, []string{"--allow-writes"},
 		readapi.WriteTokenEnv+"="+e2eWriteToken)
-	first := srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == 5 })
+	first := srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == 6 })
 
 	g := newGitEnv(t, EnvToken+"="+e2eToken)
 	work := t.TempDir()
@@ -146,6 +152,11 @@ func TestPushThroughServe(t *testing.T) {
 	writeFile(t, filepath.Join(repo, "fresh/dir/new.md"), newText)
 	writeFile(t, filepath.Join(repo, "img/new.png"), string(png))
 	writeFile(t, filepath.Join(repo, conGit), "edited under its safe name\n")
+	board, err := os.ReadFile(filepath.Join(repo, "board.canvas"))
+	if err != nil || !strings.Contains(string(board), `"card text"`) {
+		t.Fatalf("board.canvas in the clone: %v\n%s", err, board)
+	}
+	writeFile(t, filepath.Join(repo, "board.canvas"), strings.Replace(string(board), `"card text"`, `"card text, pushed"`, 1))
 	g.git(repo, "add", "-A")
 	g.git(repo, "commit", "-q", "-m", "edit, rename, delete, add")
 	pushed := revParse(g, repo, "HEAD")
@@ -205,6 +216,9 @@ func TestPushThroughServe(t *testing.T) {
 	}
 	if got := yjsText(t, relay, folder.RelayID(), conID, "contents"); got != "edited under its safe name\n" {
 		t.Errorf("yjs reads CON.md as %q", got)
+	}
+	if got := yjsText(t, relay, folder.RelayID(), canvasID, "n1"); got != "card text, pushed" {
+		t.Errorf("yjs reads the canvas card as %q", got)
 	}
 	if _, ok := folder.Entry("/" + conGit); ok {
 		t.Errorf("the safe name %s became an entry of its own", conGit)
