@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -92,6 +93,13 @@ func CheckChange(c WriteChange) error {
 	case "markdown", "canvas":
 		if len(c.Data) > MaxDocumentBytes {
 			return fmt.Errorf("%s: %d bytes, more than the %d a note or canvas may have (the Relay Server takes updates of at most 2 MiB): keep it in git only, or split it", c.Path, len(c.Data), MaxDocumentBytes)
+		}
+		if !utf8.Valid(c.Data) {
+			return fmt.Errorf("%s: not UTF-8 text, which a Relay note or canvas holds: convert it to UTF-8", c.Path)
+		}
+		var obj map[string]any
+		if c.Kind == "canvas" && json.Unmarshal(c.Data, &obj) != nil {
+			return fmt.Errorf("%s: not a canvas (a JSON object with nodes and edges)", c.Path)
 		}
 	case "file":
 		if len(c.Data) > MaxAttachmentBytes {
