@@ -442,6 +442,24 @@ type historyData struct {
 	Path     string
 	Seq      uint64
 	Versions []version
+	// The versions the compare form starts with: the newest content and
+	// the one before it (a deletion's last content is the version it
+	// deleted, so it is not picked twice). -1 = none.
+	PickA, PickB int
+}
+
+func defaultPicks(vs []version) (a, b int) {
+	a, b = -1, -1
+	for i, v := range vs {
+		switch {
+		case v.At == 0:
+		case b < 0:
+			b = i
+		case v.At != vs[b].At || v.Path != vs[b].Path:
+			return i, b
+		}
+	}
+	return a, b
 }
 
 func (u *ui) historyPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -471,6 +489,7 @@ func (u *ui) historyPage(w http.ResponseWriter, r *http.Request, s *session) {
 		upTo = infos[len(infos)-1].Seq
 	}
 	d := historyData{Path: p, Seq: upTo, Versions: fileHistory(infos, p, upTo, u.people(ctx))}
+	d.PickA, d.PickB = defaultPicks(d.Versions)
 	if len(d.Versions) == 0 {
 		u.fail(w, r, s, http.StatusNotFound, fmt.Sprintf("No snapshot up to %d changed %q.", upTo, p), nil)
 		return

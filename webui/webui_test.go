@@ -337,6 +337,17 @@ func TestFileHistoryFollowsRenames(t *testing.T) {
 		t.Fatalf("versions %v, want %v (deleted at %d: its last version is %d)", got, want, s6, s5)
 	}
 
+	// The compare form starts with the newest content and the one before
+	// it, not the deletion's last content twice.
+	for _, w := range []string{
+		fmt.Sprintf(`name="a" value="%d:dir/b.md" aria-label="compare from snapshot %d" checked`, s4, s4),
+		fmt.Sprintf(`name="b" value="%d:dir/b.md" aria-label="compare to snapshot %d" checked`, s5, s5),
+	} {
+		if strings.Count(body, " checked") != 2 || !strings.Contains(body, w) {
+			t.Errorf("history form does not start with %s", w)
+		}
+	}
+
 	code, body, _ = e.get(c, fmt.Sprintf("%sdiff?a=%d:a.md&b=%d:dir%%2Fb.md", folderURL(), s1, s5))
 	if code != 200 {
 		t.Fatalf("diff: %d\n%s", code, body)
