@@ -466,7 +466,7 @@ func (h *helper) writeToRelay(ctx context.Context, changes []readapi.WriteChange
 		return nil, err
 	}
 	if head.LatestSeq != h.tipSeq {
-		return nil, fmt.Errorf("%s has snapshot %d now, not %d: %w", f, head.LatestSeq, h.tipSeq, readapi.ErrStale)
+		return nil, fmt.Errorf("%w: %s has snapshot %d now, and the push was made against snapshot %d: fetch, then push again", readapi.ErrStale, f, head.LatestSeq, h.tipSeq)
 	}
 	rc, err := relay.NewClient(relay.ClientOptions{BaseURL: relayURL, APIKey: h.cfg.Getenv(EnvRelayServerAPIKey), Logger: h.log, UserAgent: "git-remote-relay"})
 	if err != nil {
@@ -484,7 +484,7 @@ func (h *helper) writeToRelay(ctx context.Context, changes []readapi.WriteChange
 	}
 	if err := writeguard.Check(ctx, rc, f, base, h.src.Blob, wc); err != nil {
 		if errors.Is(err, writeguard.ErrChanged) {
-			err = fmt.Errorf("%w: %w", err, readapi.ErrStale)
+			err = fmt.Errorf("%w: %w", readapi.ErrStale, err)
 		}
 		return nil, err
 	}

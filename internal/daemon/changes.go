@@ -32,7 +32,7 @@ func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, f s
 		return nil, err
 	}
 	if head.LatestSeq != req.ExpectSeq {
-		return nil, fmt.Errorf("%s has snapshot %d now, and the changes were made against snapshot %d: fetch first, then push again: %w", f, head.LatestSeq, req.ExpectSeq, readapi.ErrStale)
+		return nil, fmt.Errorf("%w: %s has snapshot %d now, and the changes were made against snapshot %d: fetch, then push again", readapi.ErrStale, f, head.LatestSeq, req.ExpectSeq)
 	}
 	var base *store.Snapshot
 	if req.ExpectSeq > 0 {
@@ -42,7 +42,7 @@ func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, f s
 	}
 	if err := writeguard.Check(ctx, r, f, base, src.Blob, changes); err != nil {
 		if errors.Is(err, writeguard.ErrChanged) {
-			err = fmt.Errorf("%w: %w", err, readapi.ErrStale)
+			err = fmt.Errorf("%w: %w", readapi.ErrStale, err)
 		}
 		return nil, err
 	}

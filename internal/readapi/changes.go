@@ -65,9 +65,10 @@ type ChangesResult struct {
 
 // Errors of WriteChanges besides those of the read API.
 var (
-	// ErrStale means the folder has a newer snapshot than the changes
-	// were made against (HTTP 409): fetch, then push again.
-	ErrStale = errors.New("the folder has changed since")
+	// ErrStale means the folder has changed since the snapshot the
+	// changes were made against (HTTP 409): fetch, then push again. The
+	// server's messages start with its text.
+	ErrStale = errors.New("fetch first")
 	// ErrChangeRefused means Relay cannot hold a change (HTTP 422):
 	// nothing was written.
 	ErrChangeRefused = errors.New("change refused")
@@ -157,7 +158,7 @@ func (c *Client) WriteChanges(ctx context.Context, f store.FolderID, req Changes
 	msg := errorMessage(resp)
 	switch resp.StatusCode {
 	case http.StatusConflict:
-		return nil, fmt.Errorf("%w: %s", ErrStale, msg)
+		return nil, fmt.Errorf("%w: %s", ErrStale, strings.TrimPrefix(msg, ErrStale.Error()+": "))
 	case http.StatusUnprocessableEntity:
 		return nil, fmt.Errorf("%w: %s", ErrChangeRefused, msg)
 	case http.StatusUnauthorized:
