@@ -114,12 +114,12 @@ func snapshotKey(t *testing.T, folder string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
-// runCheckCmd runs check and returns its output, the error and the exit
-// status main gives it.
-func runCheckCmd(t *testing.T, args ...string) (string, error, int) {
+// runCheckCmd runs check and returns its output, the exit status main
+// gives it and the error.
+func runCheckCmd(t *testing.T, args ...string) (string, int, error) {
 	t.Helper()
 	_, stdout, _, err := execute(t, map[string]string{"RELAY_GIT_TOKEN": mountTestToken}, args...)
-	return stdout, err, exitCode(nil, err, false, io.Discard)
+	return stdout, exitCode(nil, err, false, io.Discard), err
 }
 
 func TestCheckCommand(t *testing.T) {
@@ -127,7 +127,7 @@ func TestCheckCommand(t *testing.T) {
 
 	t.Run("clean", func(t *testing.T) {
 		for _, extra := range [][]string{nil, {"--read-data"}} {
-			out, err, code := runCheckCmd(t, append([]string{"--data-dir", clean, "check"}, extra...)...)
+			out, code, err := runCheckCmd(t, append([]string{"--data-dir", clean, "check"}, extra...)...)
 			if err != nil || code != 0 || !strings.HasSuffix(out, "\nno errors were found\n") {
 				t.Errorf("check %v: exit %d, %v\n%s", extra, code, err, out)
 			}
@@ -144,13 +144,13 @@ func TestCheckCommand(t *testing.T) {
 		}
 		defer st.Close()
 		url := mountTestServer(t, st)
-		out, err, code := runCheckCmd(t, "--data-dir", clean, "check", "--read-data", "--server", url)
+		out, code, err := runCheckCmd(t, "--data-dir", clean, "check", "--read-data", "--server", url)
 		if err != nil || code != 0 || !strings.HasSuffix(out, "\nno errors were found\n") ||
 			!strings.Contains(out, fmt.Sprintf("checked 2 folders, 4 snapshots, %d blobs read", checkBulk+4)) {
 			t.Errorf("exit %d, %v\n%s", code, err, out)
 		}
 		// The data dir is held: the error names the holder and --server.
-		_, err, code = runCheckCmd(t, "--data-dir", clean, "check")
+		_, code, err = runCheckCmd(t, "--data-dir", clean, "check")
 		var inUse *storeInUseError
 		if !errors.As(err, &inUse) || code != 1 || !strings.Contains(err.Error(), "--server URL") {
 			t.Errorf("held data dir: exit %d, %v", code, err)
@@ -161,7 +161,7 @@ func TestCheckCommand(t *testing.T) {
 		dir, big := makeCheckDataDir(t)
 		flipAfter(t, dir, append([]byte{'b'}, big[:]...))
 		want := fmt.Sprintf("folder %s, snapshot 1, file \"big.bin\", blob %s: the file's content is damaged", checkFolderB, big)
-		out, err, code := runCheckCmd(t, "--data-dir", dir, "check")
+		out, code, err := runCheckCmd(t, "--data-dir", dir, "check")
 		if !errors.Is(err, errDamaged) || code != 1 || !strings.Contains(out, want) || !strings.HasSuffix(out, "\n2 problems found\n") {
 			t.Errorf("exit %d, %v\nwant %s in\n%s", code, err, want, out)
 		}
@@ -173,12 +173,12 @@ func TestCheckCommand(t *testing.T) {
 		defer st.Close()
 		url := mountTestServer(t, st)
 		// Through the server only reading the data tells.
-		out, err, code = runCheckCmd(t, "check", "--server", url)
+		out, code, err = runCheckCmd(t, "check", "--server", url)
 		if err != nil || code != 0 || !strings.Contains(out, "blobs not read (--read-data") {
 			t.Errorf("without --read-data: exit %d, %v\n%s", code, err, out)
 		}
 		want = fmt.Sprintf("folder %s, snapshot 1, file \"big.bin\", blob %s: the file's content cannot be fetched", checkFolderB, big)
-		out, err, code = runCheckCmd(t, "check", "--server", url, "--read-data")
+		out, code, err = runCheckCmd(t, "check", "--server", url, "--read-data")
 		if !errors.Is(err, errDamaged) || code != 1 || !strings.Contains(out, want) || !strings.HasSuffix(out, "\n1 problem found\n") {
 			t.Errorf("--read-data: exit %d, %v\nwant %s in\n%s", code, err, want, out)
 		}
@@ -188,7 +188,7 @@ func TestCheckCommand(t *testing.T) {
 		dir, _ := makeCheckDataDir(t)
 		flipAfter(t, dir, snapshotKey(t, checkFolderA, 2))
 		want := fmt.Sprintf("folder %s, snapshot 2: snapshot record damaged", checkFolderA)
-		out, err, code := runCheckCmd(t, "--data-dir", dir, "check")
+		out, code, err := runCheckCmd(t, "--data-dir", dir, "check")
 		if !errors.Is(err, errDamaged) || code != 1 || !strings.Contains(out, want) {
 			t.Errorf("exit %d, %v\nwant %s in\n%s", code, err, want, out)
 		}
@@ -200,7 +200,7 @@ func TestCheckCommand(t *testing.T) {
 		defer st.Close()
 		url := mountTestServer(t, st)
 		want = fmt.Sprintf("folder %s, snapshot 2: snapshot 2 cannot be read through the server", checkFolderA)
-		out, err, code = runCheckCmd(t, "check", "--server", url)
+		out, code, err = runCheckCmd(t, "check", "--server", url)
 		if !errors.Is(err, errDamaged) || code != 1 || !strings.Contains(out, want) || !strings.HasSuffix(out, "\n1 problem found\n") {
 			t.Errorf("through the server: exit %d, %v\nwant %s in\n%s", code, err, want, out)
 		}
