@@ -87,7 +87,7 @@ func Diff(a, b string) DiffResult {
 	diffs = dmp.DiffCharsToLines(diffs, lines)
 
 	// Flatten into one line per entry with its numbers.
-	var all []diffLine
+	all := make([]diffLine, 0, max(len(ca), len(cb))) // one rune per line
 	oldNo, newNo := 0, 0
 	var res DiffResult
 	for _, d := range diffs {

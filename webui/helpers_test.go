@@ -43,11 +43,19 @@ type vault struct {
 
 func newVault(t testing.TB) *vault {
 	t.Helper()
+	v := openVault(t)
+	t.Cleanup(func() { v.st.Close() })
+	return v
+}
+
+// openVault is newVault with a store that stays open for the life of the
+// process (shared by benchmarks).
+func openVault(t testing.TB) *vault {
+	t.Helper()
 	st, err := store.Open("", store.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
 	cfg, err := json.Marshal(history.Config{Authors: map[string]history.Identity{"u-ada": {Name: "Ada", Email: "ada@example.com"}}})
 	if err != nil {
 		t.Fatal(err)

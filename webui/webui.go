@@ -15,6 +15,7 @@
 package webui
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
@@ -177,7 +178,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name str
 	if !ok {
 		panic("webui: no template " + name)
 	}
-	var b strings.Builder
+	var b bytes.Buffer
 	if err := t.ExecuteTemplate(&b, "layout", p); err != nil {
 		u.log.Error("rendering a page", "page", name, "path", r.URL.Path, "err", err)
 		http.Error(w, "rendering the page failed: "+err.Error(), http.StatusInternalServerError)
@@ -186,7 +187,7 @@ func (u *ui) render(w http.ResponseWriter, r *http.Request, status int, name str
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
-	_, _ = w.Write([]byte(b.String()))
+	_, _ = w.Write(b.Bytes())
 }
 
 // fail renders an error page. err (may be nil) is logged for 5xx; msg is
