@@ -251,12 +251,18 @@ func (h *helper) pushChanges(ctx context.Context, old, new plumbing.Hash) ([]rea
 			changes = append(changes, readapi.WriteChange{Path: toStore(p), Delete: true})
 		case 'A', 'M', 'T':
 			sp := toStore(p)
+			if err := unsafeName(sp, p, kinds); err != nil {
+				return nil, err
+			}
 			if err := add(readapi.WriteChange{Path: sp, Kind: kindOf(sp)}, newMode, newSHA, p); err != nil {
 				return nil, err
 			}
 		case 'R':
 			to := string(fields[i])
 			from, sp := toStore(p), toStore(to)
+			if err := unsafeName(sp, to, kinds); err != nil {
+				return nil, err
+			}
 			c := readapi.WriteChange{Path: sp, From: from, Kind: kindOf(sp)}
 			if kindOf(from) != c.Kind {
 				// A note renamed to an attachment (or back) is another
@@ -280,6 +286,17 @@ func (h *helper) pushChanges(ctx context.Context, old, new plumbing.Hash) ([]rea
 		}
 	}
 	return changes, nil
+}
+
+// unsafeName refuses a new path (sp, git path gp) with a name git trees do
+// not hold as is (".gitattributes", "aux.md", over 255 bytes: see
+// gitpath): its snapshot would come back under a safe name, and the
+// fetched tree would differ from the pushed one.
+func unsafeName(sp, gp string, existing map[string]string) error {
+	if _, ok := existing[sp]; ok || sp != gp || !gitpath.PathChecks(sp, gitpath.Tree) {
+		return nil
+	}
+	return refuse("%s: a name git or a Windows checkout cannot hold as is, which the history would keep under another name: create it in Obsidian, or choose another name", gp)
 }
 
 // readContents fills the Data of changes[idx[i]] with blob blobs[i], after

@@ -532,7 +532,8 @@ func TestPushKeepsConcurrentTyping(t *testing.T) {
 }
 
 // TestPushToEmptyFolder: a folder without snapshots clones empty; a first
-// commit pushed to it creates its notes in Relay.
+// commit pushed to it creates its notes in Relay. A new name git trees
+// cannot hold as is is refused.
 func TestPushToEmptyFolder(t *testing.T) {
 	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key"})
 	defer relay.Close()
@@ -561,5 +562,16 @@ func TestPushToEmptyFolder(t *testing.T) {
 	}
 	if typ := entryField(folder, "/first", "type"); typ != "folder" {
 		t.Errorf("/first has type %q", typ)
+	}
+
+	// A name git trees do not hold as is would come back renamed: refused.
+	writeFile(t, filepath.Join(repo, "first/aux.md"), "reserved on Windows\n")
+	g.git(repo, "add", "-A")
+	g.git(repo, "commit", "-q", "-m", "aux")
+	if msg := g.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "first/aux.md: a name git or a Windows checkout cannot hold") {
+		t.Errorf("push of aux.md:\n%s", msg)
+	}
+	if _, ok := folder.Entry("/first/aux.md"); ok {
+		t.Error("first/aux.md was written")
 	}
 }
