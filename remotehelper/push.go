@@ -164,7 +164,7 @@ func (h *helper) pushRef(ctx context.Context, src, dst string, force bool) strin
 	case h.dryRun:
 		h.note("dry run: %d changes would be written into Relay", len(res.Actions))
 	case h.verbosity > 0:
-		fmt.Fprintf(h.cfg.Stderr, "relay: wrote %d paths into Relay; they come back as the folder's next snapshot (the next fetch brings it, with the same files)\n", len(res.Written))
+		fmt.Fprintf(h.cfg.Stderr, "relay: wrote %d paths into Relay; they come back as the folder's next snapshot, a commit of its own with the same files: the next fetch is a forced update of the remote's main, which git pull merges without conflicts\n", len(res.Written))
 	}
 	return ""
 }
