@@ -233,6 +233,10 @@ func TestPushThroughServe(t *testing.T) {
 	if a, b := revParse(g, repo, "origin/main^{tree}"), revParse(g, repo, pushed+"^{tree}"); a != b {
 		t.Errorf("the fetched snapshot has tree %s, the pushed commit %s:\n%s", a, b, g.git(repo, "diff", "--stat", pushed, "origin/main"))
 	}
+	// git pull merges it without conflicts, into the same tree.
+	if merged := strings.TrimSpace(g.git(repo, "merge-tree", "--write-tree", "HEAD", "origin/main")); merged != revParse(g, repo, pushed+"^{tree}") {
+		t.Errorf("merging the snapshot gives tree %s", merged)
+	}
 
 	w := g.with(readapi.WriteTokenEnv + "=" + e2eWriteToken)
 
