@@ -397,6 +397,10 @@ type version struct {
 	PrevPath string
 }
 
+// Pickable: the version has content of its own to view and compare (a
+// deletion's last content is the version before it, listed already).
+func (v version) Pickable() bool { return v.At != 0 && v.Kind != store.ChangeDeleted }
+
 // fileHistory lists the versions of the file at p in snapshot upTo
 // (newest first), following renames back through OldPath. It reads the
 // snapshots' change lists only, never a tree.
@@ -429,7 +433,7 @@ func fileHistory(infos []store.SnapshotInfo, p string, upTo uint64, people map[s
 	// Link each version to the one before it.
 	for i := range out {
 		for j := i + 1; j < len(out); j++ {
-			if out[j].At != 0 {
+			if out[j].Pickable() {
 				out[i].PrevAt, out[i].PrevPath = out[j].At, out[j].Path
 				break
 			}
@@ -442,9 +446,8 @@ type historyData struct {
 	Path     string
 	Seq      uint64
 	Versions []version
-	// The versions the compare form starts with: the newest content and
-	// the one before it (a deletion's last content is the version it
-	// deleted, so it is not picked twice). -1 = none.
+	// The versions the compare form starts with: the newest and the one
+	// before it. -1 = none.
 	PickA, PickB int
 }
 
@@ -452,10 +455,10 @@ func defaultPicks(vs []version) (a, b int) {
 	a, b = -1, -1
 	for i, v := range vs {
 		switch {
-		case v.At == 0:
+		case !v.Pickable():
 		case b < 0:
 			b = i
-		case v.At != vs[b].At || v.Path != vs[b].Path:
+		default:
 			return i, b
 		}
 	}

@@ -332,9 +332,13 @@ func TestFileHistoryFollowsRenames(t *testing.T) {
 			got = append(got, rest[:strings.IndexByte(rest, '"')])
 		}
 	}
-	want := []string{fmt.Sprintf("%d:dir/b.md", s5), fmt.Sprintf("%d:dir/b.md", s5), fmt.Sprintf("%d:dir/b.md", s4), fmt.Sprintf("%d:a.md", s2), fmt.Sprintf("%d:a.md", s1)}
+	want := []string{fmt.Sprintf("%d:dir/b.md", s5), fmt.Sprintf("%d:dir/b.md", s4), fmt.Sprintf("%d:a.md", s2), fmt.Sprintf("%d:a.md", s1)}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("versions %v, want %v (deleted at %d: its last version is %d)", got, want, s6, s5)
+		t.Fatalf("versions %v, want %v", got, want)
+	}
+	// The deletion is listed, with a link to the last version.
+	if last := fmt.Sprintf(`s/%d/file?path=dir%%2Fb.md">last version</a>`, s5); !strings.Contains(body, "deleted <code>dir/b.md</code>") || !strings.Contains(body, last) {
+		t.Errorf("the deletion at %d is not listed with its last version (%s):\n%s", s6, last, body)
 	}
 
 	// The compare form starts with the newest content and the one before
