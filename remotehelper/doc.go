@@ -36,6 +36,13 @@
 // the new snapshots add. Outside a repository (git ls-remote) only the ids
 // are computed.
 //
+// A first fetch (a clone) starts from a kept pack when there is one
+// (packcache.go): the pack of the folder's history that `serve` builds once
+// and hands out on GET …/pack, or that the first clone from a data dir left
+// in its packs/ directory. The helper installs it as is (checking its
+// checksums, and the commit it ends at), then synthesizes only the snapshots
+// after it.
+//
 // # Output
 //
 // stdout carries the protocol and nothing else; progress ("Importing

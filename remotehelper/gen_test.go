@@ -20,6 +20,7 @@ import (
 type vault struct {
 	rng    *rand.Rand
 	st     *store.Store
+	mirror *store.Store // when set, gets every blob and snapshot too
 	folder store.FolderID
 	files  map[string]*vfile
 	t      time.Time
@@ -119,6 +120,11 @@ func (v *vault) put(data []byte, base store.BlobID) store.BlobID {
 	if err != nil {
 		panic(err)
 	}
+	if v.mirror != nil {
+		if _, err := v.mirror.PutBlob(data, base); err != nil {
+			panic(err)
+		}
+	}
 	return id
 }
 
@@ -214,6 +220,12 @@ func (v *vault) next() (*store.Snapshot, error) {
 	for _, p := range v.sortedPaths() {
 		f := v.files[p]
 		snap.Files = append(snap.Files, store.File{Path: p, Blob: f.blob, Size: int64(len(f.data)), DocID: f.doc, Kind: f.kind})
+	}
+	if v.mirror != nil {
+		c := *snap
+		if _, err := v.mirror.AddSnapshot(&c, nil, nil); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := v.st.AddSnapshot(snap, nil, nil); err != nil {
 		return nil, err

@@ -65,6 +65,8 @@ type helper struct {
 	pack     *packWriter // objects to hand over at fetch; nil when none
 	complete bool        // the pack alone holds the whole history
 	oldRef   plumbing.Hash
+	kept     *installedPack // the kept pack the history starts from
+	cfgKey   string         // configKey of the history config
 	stats    string
 	closing  []chan struct{} // sources being closed
 }
@@ -207,6 +209,10 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		h.pack = nil
 	}
 	h.tip, h.tipSeq, h.oldRef, h.complete, h.stats = plumbing.ZeroHash, 0, plumbing.ZeroHash, false, ""
+	if h.kept != nil {
+		h.kept.remove()
+		h.kept = nil
+	}
 	if h.src != nil { // left open by a list for push: a data dir must be let go before it is opened again
 		h.src.Close()
 		h.src = nil
@@ -216,6 +222,7 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		return err
 	}
 	h.src = src
+	h.cfgKey = configKey(cfg)
 	if !forPush {
 		defer h.closeSource()
 	}
@@ -236,6 +243,13 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 			return err
 		}
 		latest := head.LatestSeq
+		if base == nil && h.kept == nil && h.repo != nil && !forPush && latest > 0 {
+			// A first fetch: start from the kept pack, if there is one.
+			if h.kept = h.installKeptPack(ctx, src, cfg, latest); h.kept != nil {
+				base = h.kept.tip
+				continue
+			}
+		}
 		if base != nil && base.seq > latest {
 			// The server's history is shorter than this repository's
 			// (a rebuilt data dir): start afresh.
@@ -278,14 +292,18 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 				s.pack.abort()
 				h.pack = nil
 			}
+			if h.kept != nil {
+				h.kept.remove()
+				h.kept = nil
+			}
 			base = nil
 			continue
 		}
 		s.prog.done()
-		if base != nil {
+		if base != nil && h.kept == nil {
 			h.oldRef = base.commit
 		}
-		h.tip, h.tipSeq, h.complete = res.tip, res.seq, base == nil
+		h.tip, h.tipSeq, h.complete = res.tip, res.seq, base == nil || h.kept != nil
 		h.stats = fmt.Sprintf("%d new snapshots, %d blobs, %d objects in %.2fs", res.commits, res.blobs, h.packCount(), time.Since(start).Seconds())
 		break
 	}
@@ -351,12 +369,21 @@ func (h *helper) fetch(ctx context.Context, cmds []string) error {
 	if h.verbosity > 1 && h.stats != "" {
 		fmt.Fprintf(h.cfg.Stderr, "relay: %s\n", h.stats)
 	}
-	if keep != "" {
-		h.printf("lock %s\n", keep)
-		if h.checkConnectivity && h.complete {
-			h.printf("connectivity-ok\n")
+	if keep != "" && h.target.DataDir != "" && h.complete && h.kept == nil {
+		// The whole history, synthesized: kept in the data dir for the
+		// next clone (a hard link; nothing lost if it fails).
+		m := keptMeta{Seq: h.tipSeq, Commit: h.tip.String(), Config: h.cfgKey}
+		if err := keepPack(filepath.Join(h.target.DataDir, PackDirName), h.target.Folder, m, strings.TrimSuffix(keep, ".keep")+".pack"); err != nil {
+			h.log.Debug("could not keep the pack in the data dir", "err", err)
 		}
 	}
+	if keep != "" {
+		h.printf("lock %s\n", keep)
+	}
+	if (keep != "" || h.kept != nil) && h.checkConnectivity && h.complete {
+		h.printf("connectivity-ok\n")
+	}
+	h.kept = nil // fetched: stays
 	h.printf("\n")
 	return nil
 }
@@ -398,6 +425,9 @@ func (h *helper) closeSource() {
 func (h *helper) cleanup() {
 	if h.pack != nil {
 		h.pack.abort()
+	}
+	if h.kept != nil { // listed, never fetched
+		h.kept.remove()
 	}
 	h.closeSource()
 	for _, done := range h.closing {

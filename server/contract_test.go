@@ -5,11 +5,16 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // TestResponsesMatchOpenAPI sends requests covering every operation and
@@ -28,11 +33,30 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	failing.sink.err = errors.New("disk full")
 	failing.rd.err = errFakeStore
 	held, _ := heldEnv(t)
+	packs := newEnv(t, func(c *Config) {
+		c.Packs = func(context.Context, store.FolderID) (*FolderPack, error) {
+			dir := t.TempDir()
+			var files [2]*os.File
+			for i, data := range []string{"PACK\x00\x00\x00\x02\x00\x00\x00\x00" + strings.Repeat("p", 20), "index"} {
+				p := filepath.Join(dir, strconv.Itoa(i))
+				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+					return nil, err
+				}
+				f, err := os.Open(p)
+				if err != nil {
+					return nil, err
+				}
+				files[i] = f
+			}
+			return &FolderPack{Seq: 3, Commit: strings.Repeat("c", 40), Pack: files[0], Index: files[1]}, nil
+		}
+	})
+	packPath := "/api/v1/folders/" + testRelay + "/" + testDoc + "/pack"
 	heldPath := "/api/v1/folders/" + heldTestFolder.Relay + "/" + heldTestFolder.Folder
 
 	// Bodies that are documents, not data, are checked as strings (kin's
 	// YAML decoder would parse the OpenAPI document itself).
-	for _, ct := range []string{"text/html", "text/css", "text/javascript", "application/x-yaml", "application/x-ndjson"} {
+	for _, ct := range []string{"text/html", "text/css", "text/javascript", "application/x-yaml", "application/x-ndjson", "application/vnd.relay-git-sync.pack"} {
 		prev := openapi3filter.RegisteredBodyDecoder(ct)
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 		t.Cleanup(func() {
@@ -99,6 +123,10 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 		{env, "GET", "/api/v1/folders/" + testRelay + "/" + testMiddle + "/history", nil, bearer(testToken), 200},
 		{env, "GET", unknownPath + "/history", nil, bearer(testToken), 404},
 		{failing, "GET", histPath, nil, bearer(testToken), 500},
+		{packs, "GET", packPath, nil, bearer(testToken), 200},
+		{env, "GET", packPath, nil, bearer(testToken), 404},
+		{packs, "GET", packPath, nil, nil, 401},
+		{packs, "GET", "/api/v1/folders/x/" + testDoc + "/pack", nil, bearer(testToken), 400},
 		{env, "GET", "/api/v1/history-config", nil, bearer(testToken), 200},
 		{env, "GET", "/api/v1/history-config", nil, nil, 401},
 		{failing, "GET", "/api/v1/history-config", nil, bearer(testToken), 500},

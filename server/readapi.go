@@ -3,7 +3,9 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 
@@ -253,4 +255,54 @@ func (s *server) readerError(c *gin.Context, err error, what string, attrs ...an
 	}
 	s.log.Error("read API: "+what, append(attrs, "err", err)...)
 	c.JSON(http.StatusInternalServerError, errBody("Internal server error"))
+}
+
+// FolderPack is a pack of a folder's history up to snapshot Seq, whose
+// commit is Commit, with its index. The handler closes both files.
+type FolderPack struct {
+	Seq         uint64
+	Commit      string
+	Pack, Index *os.File
+}
+
+// GET /api/v1/folders/:relay/:folder/pack — the pack kept of the folder's
+// history (Config.Packs), then its index, back to back: a clone downloads
+// it instead of every blob, and synthesizes only the snapshots after it.
+// 404 when there is none (yet).
+func (s *server) pack(c *gin.Context) {
+	f, ok := folderParams(c)
+	if !ok {
+		return
+	}
+	if s.cfg.Packs == nil {
+		c.JSON(http.StatusNotFound, errBody("no pack kept: this server builds none"))
+		return
+	}
+	p, err := s.cfg.Packs(c.Request.Context(), f)
+	if err == nil && p == nil {
+		c.JSON(http.StatusNotFound, errBody("no pack of this folder yet: synthesize its history from …/history"))
+		return
+	}
+	if err != nil {
+		s.readerError(c, err, "reading the folder's pack", "folder", f)
+		return
+	}
+	defer p.Pack.Close()
+	defer p.Index.Close()
+	pi, err1 := p.Pack.Stat()
+	ii, err2 := p.Index.Stat()
+	if err := errors.Join(err1, err2); err != nil {
+		s.readerError(c, err, "reading the folder's pack", "folder", f)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", readapi.PackContentType)
+	h.Set("Content-Length", strconv.FormatInt(pi.Size()+ii.Size(), 10))
+	h.Set(readapi.PackSeqHeader, strconv.FormatUint(p.Seq, 10))
+	h.Set(readapi.PackCommitHeader, p.Commit)
+	h.Set(readapi.PackSizeHeader, strconv.FormatInt(pi.Size(), 10))
+	c.Status(http.StatusOK)
+	if _, err := io.Copy(c.Writer, io.MultiReader(io.LimitReader(p.Pack, pi.Size()), io.LimitReader(p.Index, ii.Size()))); err != nil {
+		s.log.Warn("read API: pack cut short", "folder", f, "err", err)
+	}
 }

@@ -110,6 +110,11 @@ type Config struct {
 	// with Restore (serve --allow-writes), else 403.
 	Changes func(ctx context.Context, f store.FolderID, req readapi.ChangesRequest) (*readapi.ChangesResult, error)
 
+	// Packs gives GET …/pack the pack kept of a folder's history
+	// (remotehelper.PackCache): nil, nil when there is none yet (404, the
+	// client synthesizes the history itself). nil = always 404.
+	Packs func(ctx context.Context, f store.FolderID) (*FolderPack, error)
+
 	// UI serves the history browser's pages under /ui/ (package webui,
 	// which signs people in itself); nil = no /ui/ routes.
 	UI http.Handler
@@ -289,6 +294,7 @@ func (s *server) engine() *gin.Engine {
 	api.GET("/folders/:relay/:folder/snapshots", s.snapshots)
 	api.GET("/folders/:relay/:folder/snapshots/:seq", s.snapshot)
 	api.GET("/folders/:relay/:folder/history", s.history)
+	api.GET("/folders/:relay/:folder/pack", s.pack)
 	api.GET("/blobs/:id", s.blob)
 	api.GET("/history-config", s.historyConfig)
 	api.GET("/held", s.heldList)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/sshkey"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/remotehelper"
 	"github.com/relay-git-sync/relay-git-sync/server"
 	"github.com/relay-git-sync/relay-git-sync/webui"
 )
@@ -157,6 +159,9 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return err
 	}
+	// Packs of each folder's history, built once and handed to every clone.
+	packs := remotehelper.NewPackCache(filepath.Join(cfg.DataDir, remotehelper.PackDirName), source.FromStore(st), log)
+	defer packs.Close()
 	handler, err := server.New(server.Config{
 		WebhookSecret:  cfg.WebhookSecret,
 		InsecureNoAuth: cfg.InsecureNoAuth,
@@ -171,6 +176,13 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Restore:        cfg.restore(p, st),
 		Changes:        cfg.changes(p, st),
 		UI:             ui,
+		Packs: func(ctx context.Context, f store.FolderID) (*server.FolderPack, error) {
+			seq, commit, pack, idx, err := packs.Open(ctx, f)
+			if err != nil || pack == nil {
+				return nil, err
+			}
+			return &server.FolderPack{Seq: seq, Commit: commit, Pack: pack, Index: idx}, nil
+		},
 		PublicKey: func() (string, error) {
 			k, err := sshkey.FromEnv(cfg.Getenv)
 			if errors.Is(err, sshkey.ErrNotConfigured) {
