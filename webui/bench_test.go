@@ -61,6 +61,12 @@ func BenchmarkTimelineOldPage(b *testing.B) {
 	benchGet(b, bigTimeline(b), bigCookie, folderURL()+"?before=51")
 }
 
+// BenchmarkTimelineFiltered: the first page of those snapshots that
+// touched one note, which reads the whole history's change lists.
+func BenchmarkTimelineFiltered(b *testing.B) {
+	benchGet(b, bigTimeline(b), bigCookie, folderURL()+"?path=n042.md")
+}
+
 var bigCookie *http.Cookie
 
 func bigTimeline(b *testing.B) http.Handler {

@@ -123,25 +123,100 @@ type timelineData struct {
 	EventsURL   string
 	FirstPage   bool
 	LatestShown uint64
+	Filter      timelineFilter
+}
+
+// timelineFilter narrows the timeline: snapshots by a user (id or name,
+// any part), touching a path (any part), from and to a day (UTC).
+type timelineFilter struct {
+	User, Path string
+	From, To   string // YYYY-MM-DD as the form sends them
+	from, to   time.Time
+}
+
+func (tf timelineFilter) Active() bool {
+	return tf.User != "" || tf.Path != "" || tf.From != "" || tf.To != ""
+}
+
+// query is the filter as URL parameters, with before when non-zero.
+func (tf timelineFilter) query(before uint64) string {
+	q := url.Values{}
+	for k, v := range map[string]string{"user": tf.User, "path": tf.Path, "from": tf.From, "to": tf.To} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if before != 0 {
+		q.Set("before", strconv.FormatUint(before, 10))
+	}
+	if len(q) == 0 {
+		return ""
+	}
+	return "?" + q.Encode()
+}
+
+func parseFilter(q url.Values) (timelineFilter, error) {
+	tf := timelineFilter{User: strings.TrimSpace(q.Get("user")), Path: strings.TrimSpace(q.Get("path")), From: q.Get("from"), To: q.Get("to")}
+	var err error
+	if tf.From != "" {
+		if tf.from, err = time.Parse(time.DateOnly, tf.From); err != nil {
+			return tf, fmt.Errorf("from must be a day (YYYY-MM-DD), not %q", tf.From)
+		}
+	}
+	if tf.To != "" {
+		if tf.to, err = time.Parse(time.DateOnly, tf.To); err != nil {
+			return tf, fmt.Errorf("to must be a day (YYYY-MM-DD), not %q", tf.To)
+		}
+		tf.to = tf.to.AddDate(0, 0, 1) // the whole day
+	}
+	return tf, nil
+}
+
+func containsFold(s, sub string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(sub))
+}
+
+func (tf timelineFilter) match(info *store.SnapshotInfo, people map[string]string) bool {
+	if !tf.from.IsZero() && info.Time.Before(tf.from) || !tf.to.IsZero() && !info.Time.Before(tf.to) {
+		return false
+	}
+	if tf.User != "" && !slices.ContainsFunc(info.Users, func(id string) bool {
+		return containsFold(id, tf.User) || containsFold(people[id], tf.User)
+	}) {
+		return false
+	}
+	if tf.Path != "" && !slices.ContainsFunc(info.Changes, func(c store.Change) bool {
+		return containsFold(c.Path, tf.Path) || containsFold(c.OldPath, tf.Path)
+	}) {
+		return false
+	}
+	return true
 }
 
 // timelinePage lists a folder's snapshots newest first, pageSize at a
-// time: ?before=SEQ shows those older than SEQ. It reads only the
-// snapshots from the page's oldest on, so the first pages of a long
-// history cost what a page shows.
+// time: ?before=SEQ shows those older than SEQ. Unfiltered, it reads only
+// the snapshots from the page's oldest on, so the first pages of a long
+// history cost what a page shows; a filter reads the change lists of the
+// whole history (never a tree).
 func (u *ui) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 	f, ok := u.folderOf(w, r, s)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
+	q := r.URL.Query()
+	tf, err := parseFilter(q)
+	if err != nil {
+		u.fail(w, r, s, http.StatusBadRequest, "The filter is not valid: "+err.Error()+".", nil)
+		return
+	}
 	fo, err := u.cfg.Source.Folder(ctx, f.ID)
 	if err != nil {
 		u.failErr(w, r, s, "Reading folder "+f.ID.String(), err)
 		return
 	}
 	before := fo.LatestSeq + 1
-	if v := r.URL.Query().Get("before"); v != "" {
+	if v := q.Get("before"); v != "" {
 		n, ok := u.seqOf(w, r, s, "before", v)
 		if !ok {
 			return
@@ -149,7 +224,7 @@ func (u *ui) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 		before = min(n, before)
 	}
 	var after uint64
-	if before > pageSize+1 {
+	if before > pageSize+1 && !tf.Active() {
 		after = before - 1 - pageSize
 	}
 	infos, err := u.cfg.Source.Snapshots(ctx, f.ID, after)
@@ -158,23 +233,30 @@ func (u *ui) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	people := u.people(ctx)
-	d := timelineData{Latest: fo.LatestSeq, EventsURL: f.Base() + "events?after=" + strconv.FormatUint(fo.LatestSeq, 10), FirstPage: before > fo.LatestSeq}
-	for i := len(infos) - 1; i >= 0 && len(d.Rows) < pageSize; i-- {
-		if infos[i].Seq < before {
-			d.Rows = append(d.Rows, newSnapRow(infos[i], people, maxListedChanges))
+	d := timelineData{Latest: fo.LatestSeq, Filter: tf, FirstPage: before > fo.LatestSeq,
+		EventsURL: f.Base() + "events?after=" + strconv.FormatUint(fo.LatestSeq, 10)}
+	more := false
+	for i := len(infos) - 1; i >= 0; i-- {
+		if infos[i].Seq >= before || !tf.match(&infos[i], people) {
+			continue
 		}
+		if len(d.Rows) == pageSize {
+			more = true
+			break
+		}
+		d.Rows = append(d.Rows, newSnapRow(infos[i], people, maxListedChanges))
 	}
 	if n := len(d.Rows); n > 0 {
-		if oldest := d.Rows[n-1].Seq; oldest > 1 {
-			d.Older = f.Base() + "?before=" + strconv.FormatUint(oldest, 10)
+		if oldest := d.Rows[n-1].Seq; more || (!tf.Active() && oldest > 1) {
+			d.Older = f.Base() + tf.query(oldest)
 		}
 		d.LatestShown = d.Rows[0].Seq
 	}
 	if !d.FirstPage {
-		if nb := before + pageSize; nb <= fo.LatestSeq {
-			d.Newer = f.Base() + "?before=" + strconv.FormatUint(nb, 10)
+		if nb := before + pageSize; nb <= fo.LatestSeq && !tf.Active() {
+			d.Newer = f.Base() + tf.query(nb)
 		} else {
-			d.Newer = f.Base()
+			d.Newer = f.Base() + tf.query(0) // a filtered list restarts from the newest
 		}
 	}
 	title := "Timeline"

@@ -475,3 +475,70 @@ func TestEvents(t *testing.T) {
 	}
 	t.Fatalf("the stream ended without an event: %v", sc.Err())
 }
+
+// TestTimelineFilter: by author (name or id), by path, by day, paged with
+// the filter kept.
+func TestTimelineFilter(t *testing.T) {
+	v := newVault(t)
+	for i := 1; i <= 120; i++ {
+		user, p := "u-ada", "notes/n.md"
+		if i%2 == 0 {
+			user, p = "u-bob", "other.md"
+		}
+		v.commit(edit{users: []string{user}, set: map[string]string{p: fmt.Sprint(i)}})
+	}
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	rows := func(body string) []int {
+		var out []int
+		for _, line := range strings.Split(body, "\n") {
+			var seq int
+			if _, err := fmt.Sscanf(line, `<li id="s%d">`, &seq); err == nil {
+				out = append(out, seq)
+			}
+		}
+		return out
+	}
+	older := func(body string) string {
+		i := strings.Index(body, `rel="next"`)
+		if i < 0 {
+			return ""
+		}
+		j := strings.LastIndex(body[:i], `href="`)
+		return strings.ReplaceAll(body[j+6:i-2], "&amp;", "&")
+	}
+
+	_, body, _ := e.get(c, folderURL()+"?user=ADA")
+	got := rows(body)
+	if len(got) != 50 || got[0] != 119 || got[49] != 21 || strings.Contains(body, `id="live"`) {
+		t.Fatalf("user=ADA, first page: %v", got)
+	}
+	next := older(body)
+	if !strings.Contains(next, "user=ADA") || !strings.Contains(next, "before=21") {
+		t.Fatalf("older link %q does not keep the filter", next)
+	}
+	_, body, _ = e.get(c, next)
+	if got := rows(body); len(got) != 10 || got[0] != 19 || got[9] != 1 || older(body) != "" {
+		t.Fatalf("user=ADA, second page: %v, older %q", got, older(body))
+	}
+	_, body, _ = e.get(c, folderURL()+"?user=u-bob&path=OTHER")
+	if got := rows(body); len(got) != 50 || got[0] != 120 {
+		t.Fatalf("user=u-bob&path=OTHER: %v", got)
+	}
+	_, body, _ = e.get(c, folderURL()+"?path=nothing-like-this")
+	if len(rows(body)) != 0 || !strings.Contains(body, "No snapshot matches") {
+		t.Fatal("a filter that matches nothing")
+	}
+	// The vault's snapshots are one minute apart from t0 (seq 1 at t0).
+	_, body, _ = e.get(c, folderURL()+"?from=2026-03-01&to=2026-03-01")
+	if got := rows(body); len(got) != 50 || got[0] != 120 {
+		t.Fatalf("the day of every snapshot: %v", got)
+	}
+	_, body, _ = e.get(c, folderURL()+"?to=2026-02-28")
+	if len(rows(body)) != 0 {
+		t.Fatal("a day before every snapshot matches some")
+	}
+	if code, _, _ := e.get(c, folderURL()+"?from=yesterday"); code != 400 {
+		t.Errorf("from=yesterday: %d, want 400", code)
+	}
+}
