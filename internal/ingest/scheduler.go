@@ -425,18 +425,22 @@ func (s *Scheduler) sweepOne(ctx context.Context, f store.FolderID, sw *sweep, r
 	if s.cfg.OnSync != nil {
 		s.cfg.OnSync(f, time.Since(start), res, err)
 	}
-	s.mu.Lock()
-	sw.running = false
-	s.mu.Unlock()
+	// The sweep stays running until its bookkeeping is done: a slice
+	// claimed in between would run beside this one and share sw.done.
 	if ctx.Err() != nil {
+		s.mu.Lock()
+		sw.running = false
+		s.mu.Unlock()
 		return
 	}
 	if err != nil {
 		s.mu.Lock()
+		sw.running = false
 		sw.attempts++
+		attempts := sw.attempts
 		sw.notBefore = time.Now().Add(backoff(sw.attempts))
 		s.mu.Unlock()
-		s.log.Warn("reconcile failed; will retry", "folder", f.String(), "attempt", sw.attempts, "err", err)
+		s.log.Warn("reconcile failed; will retry", "folder", f.String(), "attempt", attempts, "err", err)
 		return
 	}
 	s.recorded(ctx, f, res)
@@ -445,6 +449,7 @@ func (s *Scheduler) sweepOne(ctx context.Context, f store.FolderID, sw *sweep, r
 		failed[p.DocID] = true
 	}
 	s.mu.Lock()
+	sw.running = false
 	sw.attempts = 0
 	for _, id := range res.Checked {
 		sw.done[id] = true
@@ -458,16 +463,17 @@ func (s *Scheduler) sweepOne(ctx context.Context, f store.FolderID, sw *sweep, r
 	if finished {
 		delete(s.sweeps, f)
 	}
+	docs, slices, yielded := len(sw.done), sw.slices, sw.yielded
 	s.mu.Unlock()
 	if len(failed) > 0 {
 		s.retry(f, &window{}, failed, nil)
 	}
 	if finished {
-		s.log.Info("reconcile done", "folder", f.String(), "documents", len(sw.done),
-			"slices", sw.slices, "took", time.Since(sw.started).Round(time.Millisecond))
+		s.log.Info("reconcile done", "folder", f.String(), "documents", docs,
+			"slices", slices, "took", time.Since(sw.started).Round(time.Millisecond))
 	} else {
 		s.log.Debug("reconcile slice done", "folder", f.String(), "checked", len(res.Checked),
-			"left", res.Unchecked, "yielded", sw.yielded)
+			"left", res.Unchecked, "yielded", yielded)
 	}
 }
 
