@@ -372,7 +372,7 @@ func (u *ui) filePage(w http.ResponseWriter, r *http.Request, s *session) {
 	case isMarkdown(file):
 		d.Show, d.Text = "markdown", string(data)
 		if !d.Source {
-			html, err := renderMarkdown(data)
+			html, err := renderMarkdown(data, &noteLinks{f: f, snap: snap, dir: path.Dir(file.Path)})
 			if err != nil {
 				u.fail(w, r, s, http.StatusInternalServerError, "Rendering "+file.Path+" failed: "+err.Error(), err)
 				return

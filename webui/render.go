@@ -5,11 +5,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/yuin/goldmark"
+	"github.com/yuin/goldmark/ast"
 	"github.com/yuin/goldmark/extension"
+	"github.com/yuin/goldmark/parser"
 	"github.com/yuin/goldmark/renderer/html"
+	"github.com/yuin/goldmark/text"
+	"github.com/yuin/goldmark/util"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -22,16 +31,107 @@ import (
 // script as a second line of defence.
 var md = goldmark.New(
 	goldmark.WithExtensions(extension.GFM),
+	goldmark.WithParserOptions(parser.WithASTTransformers(util.Prioritized(linkTransformer{}, 100))),
 	goldmark.WithRendererOptions(html.WithXHTML()),
 )
 
-// renderMarkdown renders a note for the page.
-func renderMarkdown(src []byte) (template.HTML, error) {
+// renderMarkdown renders a note for the page; links (nil = none) points
+// its relative links and images at the files of its snapshot.
+func renderMarkdown(src []byte, links *noteLinks) (template.HTML, error) {
 	var b bytes.Buffer
-	if err := md.Convert(src, &b); err != nil {
+	pc := parser.NewContext()
+	if links != nil {
+		pc.Set(linksKey, links)
+		src = wikiLinks.ReplaceAllFunc(src, func(m []byte) []byte {
+			sub := wikiLinks.FindSubmatch(m)
+			label := sub[3]
+			if len(label) == 0 {
+				label = sub[2]
+			}
+			return slices.Concat(sub[1], []byte("["), label, []byte("](<"), sub[2], []byte(">)"))
+		})
+	}
+	if err := md.Convert(src, &b, parser.WithContext(pc)); err != nil {
 		return "", fmt.Errorf("markdown: %w", err)
 	}
 	return template.HTML(b.String()), nil // #nosec: goldmark escapes, raw HTML is omitted
+}
+
+// wikiLinks are Obsidian's [[name]], [[name|alias]], [[name#heading]] and
+// ![[embed]]; they become markdown links and images with the name as a
+// destination, which noteLinks then finds in the snapshot. (They are
+// rewritten in code blocks too: the text shows as a link there.)
+var wikiLinks = regexp.MustCompile(`(!?)\[\[([^\[\]|#<>\n]+)(?:#[^\[\]|\n]*)?(?:\|([^\[\]\n]*))?\]\]`)
+
+var linksKey = parser.NewContextKey()
+
+// noteLinks resolves a note's relative links and images to the pages and
+// contents of the same snapshot, as Obsidian resolves them: relative to
+// the note, then to the folder root, then a bare name anywhere (when only
+// one file has it).
+type noteLinks struct {
+	f    *folderRef
+	snap *store.Snapshot
+	dir  string // the note's directory ("." at the root)
+}
+
+func (nl *noteLinks) resolve(dest string) (string, bool) {
+	if dest == "" || strings.HasPrefix(dest, "#") || strings.HasPrefix(dest, "/") {
+		return "", false
+	}
+	u, err := url.Parse(dest)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.Path == "" {
+		return "", false // absolute URLs stay as goldmark left them
+	}
+	p := u.Path
+	for _, c := range []string{path.Join(nl.dir, p), path.Clean(p), path.Join(nl.dir, p) + ".md", path.Clean(p) + ".md"} {
+		if c == ".." || strings.HasPrefix(c, "../") {
+			continue
+		}
+		if _, ok := findFile(nl.snap, c); ok {
+			return c, true
+		}
+	}
+	if strings.Contains(p, "/") {
+		return "", false
+	}
+	found := ""
+	for _, f := range nl.snap.Files {
+		if b := path.Base(f.Path); b == p || b == p+".md" {
+			if found != "" {
+				return "", false // ambiguous
+			}
+			found = f.Path
+		}
+	}
+	return found, found != ""
+}
+
+// linkTransformer points resolved links at the file page and resolved
+// images at the raw route.
+type linkTransformer struct{}
+
+func (linkTransformer) Transform(doc *ast.Document, _ text.Reader, pc parser.Context) {
+	nl, _ := pc.Get(linksKey).(*noteLinks)
+	if nl == nil {
+		return
+	}
+	_ = ast.Walk(doc, func(n ast.Node, entering bool) (ast.WalkStatus, error) {
+		if !entering {
+			return ast.WalkContinue, nil
+		}
+		switch n := n.(type) {
+		case *ast.Image:
+			if p, ok := nl.resolve(string(n.Destination)); ok {
+				n.Destination = []byte(nl.f.Raw(nl.snap.Seq, p))
+			}
+		case *ast.Link:
+			if p, ok := nl.resolve(string(n.Destination)); ok {
+				n.Destination = []byte(nl.f.File(nl.snap.Seq, p))
+			}
+		}
+		return ast.WalkContinue, nil
+	})
 }
 
 // canvasView is an Obsidian canvas listed as its cards and arrows.

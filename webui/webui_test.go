@@ -246,7 +246,7 @@ func TestRenderMarkdownDropsDangerousURLs(t *testing.T) {
 		"[x](javascript:alert(1))", "[x](  javascript:alert(1))", "[x](vbscript:msgbox)", "![x](javascript:alert(1))",
 		"<javascript:alert(1)>", "[x](data:text/html;base64,PHNjcmlwdD4=)", "<script>alert(1)</script>", "<a href='javascript:x'>y</a>",
 	} {
-		out, err := renderMarkdown([]byte(src))
+		out, err := renderMarkdown([]byte(src), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -540,5 +540,39 @@ func TestTimelineFilter(t *testing.T) {
 	}
 	if code, _, _ := e.get(c, folderURL()+"?from=yesterday"); code != 400 {
 		t.Errorf("from=yesterday: %d, want 400", code)
+	}
+}
+
+// TestNoteLinks: a note's relative links and images, and Obsidian's
+// [[links]] and ![[embeds]], point at the files of the same snapshot; the
+// images load through the raw route.
+func TestNoteLinks(t *testing.T) {
+	v := newVault(t)
+	png := "\x89PNG\r\n\x1a\n" + strings.Repeat("p", 20)
+	seq := v.commit(edit{set: map[string]string{
+		"notes/a.md":      "![pic](../img/p.png) ![[p.png]] [[b]] [[b|the B note]] [md](b.md) [web](https://example.com/x) [[missing]]\n",
+		"notes/b.md":      "# B\n",
+		"img/p.png":       png,
+		"other/b copy.md": "x",
+	}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	_, body, _ := e.get(c, fmt.Sprintf("%ss/%d/file?path=notes%%2Fa.md", folderURL(), seq))
+	snap := fmt.Sprintf("%ss/%d/", folderURL(), seq)
+	for _, w := range []string{
+		`<img src="` + snap + `raw?path=img%2Fp.png" alt="pic"`,
+		`<img src="` + snap + `raw?path=img%2Fp.png" alt="p.png"`,
+		`<a href="` + snap + `file?path=notes%2Fb.md">b</a>`,
+		`<a href="` + snap + `file?path=notes%2Fb.md">the B note</a>`,
+		`<a href="` + snap + `file?path=notes%2Fb.md">md</a>`,
+		`<a href="https://example.com/x">web</a>`,
+		`<a href="missing">missing</a>`,
+	} {
+		if !strings.Contains(body, w) {
+			t.Errorf("the note lacks %s", w)
+		}
+	}
+	if t.Failed() {
+		t.Log(body)
 	}
 }
