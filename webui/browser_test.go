@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
@@ -297,6 +298,20 @@ func TestBrowser(t *testing.T) {
 		t.Error("the diff marks no changed words")
 	}
 	shot(ctx, "05-diff")
+	// Dark mode follows the system's preference.
+	dark := func(on string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: on}}})
+			return err
+		})
+	}
+	step("dark mode", dark("dark"))
+	if bg := eval(ctx, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(21, 23, 26)" {
+		t.Errorf("dark mode background %v", bg)
+	}
+	shot(ctx, "05-diff-dark")
+	step("light mode", dark("light"))
 	step("phone width", chromedp.EmulateViewport(390, 844))
 	if fits := eval(ctx, `document.documentElement.scrollWidth <= window.innerWidth`); fits != true {
 		t.Error("the diff page scrolls sideways at phone width")
