@@ -64,12 +64,7 @@ func (h *helper) connect(ctx context.Context) (source.Source, history.Config, er
 	}
 	next := []func() (attempt, bool){
 		func() (attempt, bool) {
-			c, ok, err := gitcred.Fill(ctx, h.git.cred(), t.Server, false)
-			if ok && c.User() == gitcred.WriteUser {
-				// The write token (for git push): never sent as the read
-				// token, nor rejected as one.
-				c, ok, err = gitcred.FillAs(ctx, h.git.cred(), t.Server, gitcred.ReadUser, false)
-			}
+			c, ok, err := gitcred.FillRead(ctx, h.git.cred(), t.Server, false)
 			if err != nil {
 				h.log.Warn("git credential fill failed", "err", err)
 			}

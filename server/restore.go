@@ -14,8 +14,10 @@ import (
 
 // Messages of the write routes' refusals.
 const (
-	msgWritesOff   = "writes are off: start serve with --allow-writes and a write token (RELAY_GIT_WRITE_TOKEN)"
-	msgNotWriteTok = "this token may not write: send the write token (RELAY_GIT_WRITE_TOKEN), not the read token"
+	msgWritesOff       = "writes are off: start serve with --allow-writes and a write token (RELAY_GIT_WRITE_TOKEN)"
+	msgNotWriteTok     = "this token may not write: send the write token (RELAY_GIT_WRITE_TOKEN), not the read token"
+	msgWriteAuthNeeded = "authentication required: send Authorization: Bearer <the write token, RELAY_GIT_WRITE_TOKEN>"
+	msgWriteBadToken   = "invalid write token"
 )
 
 // requireWriteToken guards the routes that write into Relay: 403 unless
@@ -31,14 +33,14 @@ func (s *server) requireWriteToken(c *gin.Context) {
 	token, ok := bearerToken(c.GetHeader("Authorization"))
 	switch {
 	case !ok || token == "":
-		s.apiUnauthorized(c, msgAPIAuthNeeded, "no bearer token")
+		s.apiUnauthorized(c, msgWriteAuthNeeded, "no bearer token")
 	case equalSecret(token, &s.writeToken):
 		c.Next()
 	case s.cfg.APIToken != "" && equalSecret(token, &s.apiToken):
 		c.AbortWithStatusJSON(http.StatusForbidden, errBody(msgNotWriteTok))
 		s.log.Warn("write request refused", "reason", "read token", "path", c.Request.URL.Path, "remote", c.ClientIP())
 	default:
-		s.apiUnauthorized(c, msgAPIBadToken, "invalid write token")
+		s.apiUnauthorized(c, msgWriteBadToken, "invalid write token")
 	}
 }
 

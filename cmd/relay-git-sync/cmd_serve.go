@@ -64,10 +64,11 @@ Webhooks "whsec_" signing secret. See 'relay-git-sync webhook keygen'.
 The read API (/api/v1, used by git-remote-relay and the mount) needs
 RELAY_GIT_API_TOKEN; /metrics serves Prometheus metrics, /docs the API docs.
 
-Writing into Relay (POST /api/v1/folders/R/F/restore, used by
-'relay-git-sync restore --server') is off unless --allow-writes is given
-together with a write token of its own (RELAY_GIT_WRITE_TOKEN or
---write-token-file); the read token never writes.
+Writing into Relay ('relay-git-sync restore --server' and
+'git push relay::…', through POST /api/v1/folders/R/F/restore and …/changes)
+is off unless --allow-writes is given together with a write token of its
+own (RELAY_GIT_WRITE_TOKEN or --write-token-file); the read token never
+writes.
 
 SIGTERM or SIGINT stops it cleanly (in-flight requests finish, unprocessed
 events stay queued for the next start) with exit status 0.
@@ -106,7 +107,7 @@ process list: set them in the environment or name files holding them
 	f.BoolVar(&so.insecureNoAuth, "insecure-no-webhook-auth", false, "accept webhooks without authentication (testing only)")
 	f.StringVar(&so.apiToken, "api-token", "", "bearer token for the read API (env "+envAPIToken+"); empty disables it; "+shownInPS)
 	f.StringVar(&so.apiTokenFile, "api-token-file", "", "read the read API's bearer token from this file (one trailing newline is ignored)")
-	f.BoolVar(&so.allowWrites, "allow-writes", false, "let holders of the write token write into Relay (restore); off by default")
+	f.BoolVar(&so.allowWrites, "allow-writes", false, "let holders of the write token write into Relay (restore, git push); off by default")
 	f.StringVar(&so.writeToken, "write-token", "", "bearer token of the write routes (env "+readapi.WriteTokenEnv+"); needs --allow-writes; "+shownInPS)
 	f.StringVar(&so.writeTokenFile, "write-token-file", "", "read the write token from this file (one trailing newline is ignored)")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")

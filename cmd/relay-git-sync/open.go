@@ -115,7 +115,7 @@ func (o *globalOptions) readToken(cmd *cobra.Command, serverURL string) string {
 	if tok := o.getenv(envReadToken); tok != "" {
 		return tok
 	}
-	c, found, err := gitcred.Fill(cmd.Context(), gitcred.Git{}, serverURL, false)
+	c, found, err := gitcred.FillRead(cmd.Context(), gitcred.Git{}, serverURL, false)
 	if err != nil || !found {
 		return ""
 	}

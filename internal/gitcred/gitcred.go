@@ -66,6 +66,17 @@ func Fill(ctx context.Context, g Git, serverURL string, interactive bool) (c Cre
 // credential helper keeps it apart from the read token of the same server.
 const WriteUser = "relay-write"
 
+// FillRead is Fill for the read token: a credential stored under
+// WriteUser (the write token, for pushes) is never taken for it, so it is
+// neither sent as the read token nor rejected as one.
+func FillRead(ctx context.Context, g Git, serverURL string, interactive bool) (Credential, bool, error) {
+	c, ok, err := Fill(ctx, g, serverURL, interactive)
+	if ok && c.User() == WriteUser {
+		return FillAs(ctx, g, serverURL, ReadUser, interactive)
+	}
+	return c, ok, err
+}
+
 // ReadUser is the user name ApproveCommand stores the read token under.
 const ReadUser = "relay"
 

@@ -80,3 +80,22 @@ func TestQuery(t *testing.T) {
 		t.Errorf("Query of a bad URL: %v (must fail without the password)", err)
 	}
 }
+
+// The read side never takes the write token stored for the same server,
+// and the write side never takes the read token.
+func TestReadAndWriteTokensApart(t *testing.T) {
+	ctx := context.Background()
+	g, creds := gitWithStore(t)
+	const server = "http://127.0.0.1:8000"
+	// The store helper answers with its first matching line: the write
+	// token first is the case that matters.
+	if err := os.WriteFile(creds, []byte("http://relay-write:w-token@127.0.0.1%3a8000\nhttp://relay:r-token@127.0.0.1%3a8000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok, err := gitcred.FillRead(ctx, g, server, false); err != nil || !ok || c.Password != "r-token" {
+		t.Errorf("FillRead: %q %v %v, want the read token", c.Password, ok, err)
+	}
+	if c, ok, err := gitcred.FillAs(ctx, g, server, gitcred.WriteUser, false); err != nil || !ok || c.Password != "w-token" {
+		t.Errorf("FillAs write: %q %v %v, want the write token", c.Password, ok, err)
+	}
+}

@@ -213,6 +213,7 @@ func Prepare(ctx context.Context, r Relay, f store.FolderID, changes []Change) (
 			}
 			byPath[c.Path] = e
 			p.folderEdit = true
+			p.addFolders(meta, c.Path, byPath)
 		default:
 			a.Op = OpCreate
 			if _, inUse := pathOf(byPath, c.DocID); c.DocID != "" && relay.IsUUID(c.DocID) && !inUse {

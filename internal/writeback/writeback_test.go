@@ -404,3 +404,20 @@ func TestRestoreChanges(t *testing.T) {
 		t.Errorf("missing path: %v", err)
 	}
 }
+
+// A file moved into a directory that does not exist yet gets folder
+// entries for it, as the plugin keeps them, and keeps its document.
+func TestRenameIntoNewFolder(t *testing.T) {
+	o := newOracle(t)
+	r := setup(t, o, "x")
+	apply(t, prepare(t, r, Change{Path: "x/y/b.md", From: "b.md", Kind: "markdown", Data: []byte("other")}))
+	meta := filemeta(t, r, o)
+	if e, _ := meta["/x/y/b.md"].(map[string]any); e == nil || e["id"] != otherID {
+		t.Errorf("moved entry %v, want document %s", meta["/x/y/b.md"], otherID)
+	}
+	for _, dir := range []string{"/x", "/x/y"} {
+		if e, _ := meta[dir].(map[string]any); e == nil || e["type"] != "folder" {
+			t.Errorf("no folder entry for %s: %v", dir, meta)
+		}
+	}
+}
