@@ -139,7 +139,9 @@ func (s *Store) PutBlob(data []byte, base BlobID) (BlobID, error) {
 	if err != nil && !errors.Is(err, badger.ErrConflict) { // conflict: the same blob was stored concurrently
 		return BlobID{}, fmt.Errorf("store: writing blob %s: %w", id, err)
 	}
-	s.cache.add(id, bytes.Clone(data))
+	if s.cache.fits(data) { // not worth a copy of a large blob it would refuse
+		s.cache.add(id, bytes.Clone(data))
+	}
 	return id, nil
 }
 
@@ -251,6 +253,12 @@ func (s *Store) Blob(id BlobID) ([]byte, error) {
 	data, err := s.blob(id, 0)
 	if err != nil {
 		return nil, fmt.Errorf("store: blob %s: %w", id, err)
+	}
+	if !s.cache.fits(data) {
+		// Too large to be cached, so decoded for this call alone (s.blob
+		// never returns a raw record's payload shared with Badger: getValue
+		// copies): no second copy of an attachment of hundreds of MB.
+		return data, nil
 	}
 	return bytes.Clone(data), nil
 }

@@ -39,14 +39,17 @@ func (c *blobCache) get(id BlobID) ([]byte, bool) {
 	return el.Value.(*cacheEntry).data, true
 }
 
+// fits reports whether add would keep data.
+func (c *blobCache) fits(data []byte) bool { return cacheCost(data) <= c.max/8 }
+
 // add caches data (not copied: the caller gives it up). Blobs bigger than
 // an eighth of the cache are not cached, so one large attachment cannot
 // flush the working set of documents.
 func (c *blobCache) add(id BlobID, data []byte) {
-	cost := cacheCost(data)
-	if cost > c.max/8 {
+	if !c.fits(data) {
 		return
 	}
+	cost := cacheCost(data)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[id]; ok {

@@ -1,0 +1,101 @@
+package store
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+)
+
+// allocated returns the bytes the process allocated while fn ran.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+func randomBlob(n int) []byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	data := make([]byte, n)
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	return data
+}
+
+// A blob too large for the decoded-blob cache is decoded once per read and
+// handed over as is: reading a large attachment costs one copy of it, not
+// two (the read API, the mirror and the mount all read through Blob).
+func TestLargeBlobReadCostsOneCopy(t *testing.T) {
+	s := openDisk(t, t.TempDir(), Options{})
+	defer s.Close()
+	const n = 16 << 20 // over an eighth of the cache: never cached
+	data := randomBlob(n)
+	id, err := s.PutBlob(data, BlobID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	alloc := allocated(func() {
+		if got, err = s.Blob(id); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if !bytes.Equal(got, data) {
+		t.Fatal("Blob returned other bytes")
+	}
+	if alloc > n*3/2 {
+		t.Errorf("Blob of a %d MiB blob allocated %.1f MiB, want one copy (under %d MiB)", n>>20, float64(alloc)/(1<<20), n*3/2>>20)
+	}
+	// The result is the caller's: changing it changes no later read.
+	got[0] ^= 0xff
+	again, err := s.Blob(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again, data) {
+		t.Fatal("a second Blob saw the first caller's change")
+	}
+}
+
+// BenchmarkLargeBlob reports what storing and reading one large
+// incompressible attachment allocates (MB per op), the store's share of
+// serve's peak memory for a large attachment (bench/README.md, "Memory").
+func BenchmarkLargeBlob(b *testing.B) {
+	const n = 200_000_000
+	data := randomBlob(n)
+	for _, op := range []string{"PutBlob", "Blob"} {
+		b.Run(op, func(b *testing.B) {
+			var total uint64
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				s := openDisk(b, b.TempDir(), Options{})
+				var id BlobID
+				if op == "Blob" {
+					var err error
+					if id, err = s.PutBlob(data, BlobID{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StartTimer()
+				total += allocated(func() {
+					var err error
+					if op == "PutBlob" {
+						_, err = s.PutBlob(data, BlobID{})
+					} else {
+						_, err = s.Blob(id)
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
+				})
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total)/float64(b.N)/1e6, "alloc-MB/op")
+		})
+	}
+}
