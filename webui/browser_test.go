@@ -53,6 +53,13 @@ func startServe(t *testing.T) *servedVault {
 	if _, err := f.AddMarkdown("/notes/keep.md", "# Keep\n"); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := f.AddCanvas("/board.canvas", []map[string]any{
+		{"id": "n1", "type": "text", "x": 0.0, "y": 0.0, "width": 240.0, "height": 80.0},
+		{"id": "n2", "type": "file", "file": "notes/keep.md", "x": 360.0, "y": 140.0, "width": 240.0, "height": 80.0},
+	}, []map[string]any{{"id": "e1", "fromNode": "n1", "fromSide": "right", "toNode": "n2", "toSide": "left"}},
+		map[string]string{"n1": "Plan the week"}); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	conns := filepath.Join(dir, "git_connectors.toml")
 	toml := fmt.Sprintf("[[git_connector]]\nshared_folder_id = %q\nrelay_id = %q\nurl = \"git@git.example.invalid:notes.git\"\n", f.ID(), f.RelayID())
@@ -183,15 +190,15 @@ func TestBrowser(t *testing.T) {
 
 	v := startServe(t)
 	t0 := time.Now()
-	s1 := v.waitSnapshot(0, 2)
+	s1 := v.waitSnapshot(0, 3)
 	if err := v.folder.EditMarkdown("/notes/a.md", "# A\n\nsecond line, edited\nshared line\n"); err != nil {
 		t.Fatal(err)
 	}
-	s2 := v.waitSnapshot(s1, 2)
+	s2 := v.waitSnapshot(s1, 3)
 	if err := v.folder.Delete("/notes/a.md"); err != nil {
 		t.Fatal(err)
 	}
-	s3 := v.waitSnapshot(s2, 1)
+	s3 := v.waitSnapshot(s2, 2)
 	t.Logf("three snapshots in %.1fs", time.Since(t0).Seconds())
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -319,6 +326,18 @@ func TestBrowser(t *testing.T) {
 	shot(ctx, "06-diff-phone")
 	step("desktop width", chromedp.EmulateViewport(1280, 900))
 
+	step("a canvas",
+		chromedp.Navigate(fmt.Sprintf("%s/ui/f/%s/%s/s/%d/file?path=board.canvas", v.base, v.id.Relay, v.id.Folder, s1)),
+		chromedp.WaitVisible(chromedp.CSS("svg.canvas")))
+	if n := eval(ctx, `document.querySelectorAll("svg.canvas rect").length + "/" + document.querySelectorAll("svg.canvas line").length`); n != "2/1" {
+		t.Errorf("canvas drawn with %v boxes/arrows, want 2/1", n)
+	}
+	if txt := eval(ctx, `document.querySelector("svg.canvas").textContent`); !strings.Contains(fmt.Sprint(txt), "Plan the week") {
+		t.Errorf("canvas drawing text %q", txt)
+	}
+	landmarks(ctx)
+	shot(ctx, "05-canvas")
+
 	// Download snapshot 2 as a zip.
 	downloads := t.TempDir()
 	progress := chromedp.Events(ctx, browser.DownloadProgress)
@@ -347,7 +366,7 @@ func TestBrowser(t *testing.T) {
 			t.Fatal("the zip download was canceled")
 		}
 	}
-	if got := zipFiles(t, zipPath); got["notes/a.md"] != "# A\n\nsecond line, edited\nshared line\n" || got["notes/keep.md"] != "# Keep\n" || len(got) != 2 {
+	if got := zipFiles(t, zipPath); got["notes/a.md"] != "# A\n\nsecond line, edited\nshared line\n" || got["notes/keep.md"] != "# Keep\n" || len(got) != 3 {
 		t.Fatalf("the downloaded zip holds %q", got)
 	}
 
@@ -384,7 +403,7 @@ func TestBrowser(t *testing.T) {
 	shot(ctx, "10-restored")
 
 	// The note comes back as a new snapshot; the open timeline says so.
-	s4 := v.waitSnapshot(s3, 2)
+	s4 := v.waitSnapshot(s3, 3)
 	if err := chromedp.Do(tab2, chromedp.WaitVisible(chromedp.CSS("#live a"))); err != nil {
 		t.Fatalf("the open timeline did not announce snapshot %d: %v", s4, err)
 	}

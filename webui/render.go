@@ -9,6 +9,7 @@ import (
 	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -134,20 +135,26 @@ func (linkTransformer) Transform(doc *ast.Document, _ text.Reader, pc parser.Con
 	})
 }
 
-// canvasView is an Obsidian canvas listed as its cards and arrows.
+// canvasView is an Obsidian canvas: its cards and arrows listed, and
+// drawn as an SVG of boxes and lines (Drawing nil when it has no cards).
 type canvasView struct {
-	Nodes []canvasNode
-	Edges []canvasEdge
-	Err   string
+	Nodes   []canvasNode
+	Edges   []canvasEdge
+	Drawing *canvasDrawing
+	Err     string
 }
 
 type canvasNode struct {
-	ID    string `json:"id"`
-	Type  string `json:"type"`
-	Text  string `json:"text"`
-	File  string `json:"file"`
-	URL   string `json:"url"`
-	Label string `json:"label"`
+	ID     string  `json:"id"`
+	Type   string  `json:"type"`
+	Text   string  `json:"text"`
+	File   string  `json:"file"`
+	URL    string  `json:"url"`
+	Label  string  `json:"label"`
+	X      float64 `json:"x"`
+	Y      float64 `json:"y"`
+	Width  float64 `json:"width"`
+	Height float64 `json:"height"`
 }
 
 // What returns what the node shows: its text, file, link or group label.
@@ -161,10 +168,35 @@ func (n canvasNode) What() string {
 }
 
 type canvasEdge struct {
-	From  string `json:"fromNode"`
-	To    string `json:"toNode"`
-	Label string `json:"label"`
+	From     string `json:"fromNode"`
+	To       string `json:"toNode"`
+	FromSide string `json:"fromSide"`
+	ToSide   string `json:"toSide"`
+	Label    string `json:"label"`
 }
+
+// canvasDrawing is the canvas in SVG coordinates (shifted so that the
+// top-left card is at the margin).
+type canvasDrawing struct {
+	Width, Height float64
+	Boxes         []canvasBox
+	Lines         []canvasLine
+}
+
+type canvasBox struct {
+	X, Y, W, H float64
+	Group      bool
+	Caption    string // the first line, cut to fit
+}
+
+type canvasLine struct {
+	X1, Y1, X2, Y2 float64
+}
+
+const (
+	canvasMargin   = 20
+	maxCanvasNodes = 2000
+)
 
 func parseCanvas(data []byte) *canvasView {
 	var c canvasView
@@ -177,7 +209,68 @@ func parseCanvas(data []byte) *canvasView {
 		return &c
 	}
 	c.Nodes, c.Edges = raw.Nodes, raw.Edges
+	c.Drawing = drawCanvas(c.Nodes, c.Edges)
 	return &c
+}
+
+func drawCanvas(nodes []canvasNode, edges []canvasEdge) *canvasDrawing {
+	if len(nodes) == 0 || len(nodes) > maxCanvasNodes {
+		return nil
+	}
+	minX, minY, maxX, maxY := nodes[0].X, nodes[0].Y, nodes[0].X, nodes[0].Y
+	for _, n := range nodes {
+		minX, minY = min(minX, n.X), min(minY, n.Y)
+		maxX, maxY = max(maxX, n.X+max(n.Width, 1)), max(maxY, n.Y+max(n.Height, 1))
+	}
+	d := &canvasDrawing{Width: maxX - minX + 2*canvasMargin, Height: maxY - minY + 2*canvasMargin}
+	at := map[string]canvasBox{}
+	for _, n := range nodes {
+		b := canvasBox{X: n.X - minX + canvasMargin, Y: n.Y - minY + canvasMargin, W: max(n.Width, 1), H: max(n.Height, 1), Group: n.Type == "group"}
+		first, _, _ := strings.Cut(strings.TrimSpace(n.What()), "\n")
+		if fit := int(b.W / 9); fit >= 1 && len([]rune(first)) > fit {
+			first = string([]rune(first)[:max(fit-1, 0)]) + "…"
+		}
+		b.Caption = first
+		d.Boxes = append(d.Boxes, b)
+		at[n.ID] = b
+	}
+	// Groups first, so that the cards inside them are drawn on top.
+	slices.SortStableFunc(d.Boxes, func(a, b canvasBox) int {
+		switch {
+		case a.Group == b.Group:
+			return 0
+		case a.Group:
+			return -1
+		}
+		return 1
+	})
+	for _, e := range edges {
+		from, ok1 := at[e.From]
+		to, ok2 := at[e.To]
+		if !ok1 || !ok2 {
+			continue
+		}
+		x1, y1 := side(from, e.FromSide)
+		x2, y2 := side(to, e.ToSide)
+		d.Lines = append(d.Lines, canvasLine{x1, y1, x2, y2})
+	}
+	return d
+}
+
+// side is the middle of a box's side ("top", "bottom", "left", "right"),
+// or its centre.
+func side(b canvasBox, s string) (float64, float64) {
+	switch s {
+	case "top":
+		return b.X + b.W/2, b.Y
+	case "bottom":
+		return b.X + b.W/2, b.Y + b.H
+	case "left":
+		return b.X, b.Y + b.H/2
+	case "right":
+		return b.X + b.W, b.Y + b.H/2
+	}
+	return b.X + b.W/2, b.Y + b.H/2
 }
 
 var funcs = template.FuncMap{
@@ -195,4 +288,6 @@ var funcs = template.FuncMap{
 	},
 	"kindDeleted": func(k store.ChangeKind) bool { return k == store.ChangeDeleted },
 	"kindRenamed": func(k store.ChangeKind) bool { return k == store.ChangeRenamed },
+	// num writes an SVG coordinate.
+	"num": func(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) },
 }

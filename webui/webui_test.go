@@ -576,3 +576,43 @@ func TestNoteLinks(t *testing.T) {
 		t.Log(body)
 	}
 }
+
+// TestCanvas: a canvas is drawn as boxes and arrows and listed, with its
+// text escaped.
+func TestCanvas(t *testing.T) {
+	v := newVault(t)
+	canvas := `{"nodes":[
+		{"id":"g","type":"group","x":-50,"y":-50,"width":600,"height":300,"label":"Group"},
+		{"id":"a","type":"text","x":0,"y":0,"width":200,"height":60,"text":"<script>alert(1)</script> first card\nsecond line"},
+		{"id":"b","type":"file","x":300,"y":100,"width":200,"height":60,"file":"notes/b.md"}],
+		"edges":[{"id":"e","fromNode":"a","fromSide":"right","toNode":"b","toSide":"left","label":"next"},{"id":"x","fromNode":"a","toNode":"gone"}]}`
+	seq := v.commit(edit{set: map[string]string{"board.canvas": canvas, "broken.canvas": "{"}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	_, body, _ := e.get(c, fmt.Sprintf("%ss/%d/file?path=board.canvas", folderURL(), seq))
+	if err := unsafeHTML(body); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{
+		`<svg class="canvas" viewBox="0 0 640.0 340.0"`,
+		`<g class="group"><rect x="20.0" y="20.0" width="600.0" height="300.0"`,
+		`<rect x="70.0" y="70.0" width="200.0" height="60.0"`,
+		`<line x1="270.0" y1="100.0" x2="370.0" y2="200.0" marker-end="url(#arrow)"/>`,
+		`&lt;script&gt;alert(1)&lt;/scr…`, // the caption cut to the card's width
+		`a → b: next`,
+	} {
+		if !strings.Contains(body, w) {
+			t.Errorf("canvas page lacks %s", w)
+		}
+	}
+	if n := strings.Count(body, "<line "); n != 1 {
+		t.Errorf("%d arrows drawn, want 1 (one edge ends at a missing card)", n)
+	}
+	if t.Failed() {
+		t.Log(body)
+	}
+	_, body, _ = e.get(c, fmt.Sprintf("%ss/%d/file?path=broken.canvas", folderURL(), seq))
+	if !strings.Contains(body, "not valid JSON") || strings.Contains(body, "<svg") {
+		t.Error("a broken canvas is not shown as its source")
+	}
+}
