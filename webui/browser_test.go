@@ -286,6 +286,10 @@ func TestBrowser(t *testing.T) {
 		t.Fatalf("timeline row of snapshot %d: %q", s3, row)
 	}
 	shot(ctx, "03-timeline")
+	// Times are rewritten into the browser's zone; the UTC text stays as a tooltip.
+	if tz := eval(ctx, `(() => { const el = document.querySelector("time"); return !el.textContent.endsWith("UTC") && el.title.endsWith("UTC") })()`); tz != true {
+		t.Error("the timeline's times are not shown in the viewer's time zone")
+	}
 
 	step("open the deleted note's history from the timeline",
 		chromedp.Click(chromedp.CSS(fmt.Sprintf("#s%d .changes a", s3))),

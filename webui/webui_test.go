@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/net/html"
 )
@@ -614,5 +616,27 @@ func TestCanvas(t *testing.T) {
 	_, body, _ = e.get(c, fmt.Sprintf("%ss/%d/file?path=broken.canvas", folderURL(), seq))
 	if !strings.Contains(body, "not valid JSON") || strings.Contains(body, "<svg") {
 		t.Error("a broken canvas is not shown as its source")
+	}
+}
+
+// TestSessionExpires: a session ends SessionTTL after sign-in.
+func TestSessionExpires(t *testing.T) {
+	v := newVault(t)
+	v.commit(edit{set: map[string]string{"a.md": "a"}})
+	var mu sync.Mutex
+	now := t0
+	e := newEnv(t, v, func(c *Config) {
+		c.SessionTTL = time.Hour
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	c := e.signedIn(readToken)
+	if code, _, _ := e.get(c, "/ui/"); code != 200 {
+		t.Fatalf("fresh session: %d", code)
+	}
+	mu.Lock()
+	now = now.Add(time.Hour + time.Second)
+	mu.Unlock()
+	if code, _, h := e.get(c, "/ui/"); code != http.StatusSeeOther || !strings.HasPrefix(h.Get("Location"), "/ui/login") {
+		t.Fatalf("expired session: %d %q, want a redirect to sign in", code, h.Get("Location"))
 	}
 }
