@@ -116,7 +116,13 @@ func (u *ui) signedIn(h func(http.ResponseWriter, *http.Request, *session)) http
 	return func(w http.ResponseWriter, r *http.Request) {
 		s := u.sessionOf(r)
 		if s == nil {
-			if r.Method == http.MethodGet && r.URL.Path != Prefix+"logout" {
+			if r.Header.Get("Accept") == "text/event-stream" {
+				// 204 tells an EventSource to stop reconnecting; the
+				// page's next load goes to the sign-in page.
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			if r.Method == http.MethodGet {
 				http.Redirect(w, r, Prefix+"login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}

@@ -640,3 +640,21 @@ func TestSessionExpires(t *testing.T) {
 		t.Fatalf("expired session: %d %q, want a redirect to sign in", code, h.Get("Location"))
 	}
 }
+
+// TestEventsWithoutSession: an event stream whose session ended gets 204,
+// which stops the browser's EventSource from reconnecting.
+func TestEventsWithoutSession(t *testing.T) {
+	v := newVault(t)
+	v.commit(edit{set: map[string]string{"a.md": "a"}})
+	e := newEnv(t, v, nil)
+	req, _ := http.NewRequest("GET", e.srv.URL+folderURL()+"events?after=1", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := e.client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("events without a session: %s, want 204", resp.Status)
+	}
+}
