@@ -117,9 +117,9 @@ func (d *Doc) writeMissingStructs(sv []byte) (*writer, error) {
 	w := &writer{}
 	w.varUint(uint64(len(clients)))
 	for _, c := range clients {
-		structs := d.store.clients[c]
+		structs := d.store.structs(c)
 		clock := max(remote[c], structs[0].id.Clock)
-		i := findIndex(structs, clock)
+		i := d.store.findIndex(c, clock)
 		w.varUint(uint64(len(structs) - i))
 		w.varUint(c)
 		w.varUint(clock)
@@ -181,7 +181,7 @@ func (d *Doc) SetRandomClientID() uint64 {
 	for {
 		rand.Read(b[:]) // never fails: it crashes the program instead
 		id := uint64(binary.LittleEndian.Uint32(b[:]))
-		if _, used := d.store.clients[id]; !used {
+		if !d.store.has(id) {
 			d.ClientID = id
 			return id
 		}

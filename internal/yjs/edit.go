@@ -291,8 +291,7 @@ func (d *Doc) tryMerge(left, right *item) bool {
 	if left.right != nil {
 		left.right.left = left
 	}
-	structs := d.store.clients[right.id.Client]
-	d.store.clients[right.id.Client] = structs[:len(structs)-1]
+	d.store.truncate(right.id.Client)
 	return true
 }
 

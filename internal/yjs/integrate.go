@@ -22,13 +22,13 @@ func (d *Doc) getMissing(it *item) (client uint64, missing bool, err error) {
 	if it.hasRightOrigin && it.rightOrigin.Client != it.id.Client && it.rightOrigin.Clock >= s.state(it.rightOrigin.Client) {
 		return it.rightOrigin.Client, true, nil
 	}
-	if it.parentByID && it.parentID.Client != it.id.Client && it.parentID.Clock >= s.state(it.parentID.Client) {
-		return it.parentID.Client, true, nil
+	if it.parentByID && it.parentRef().Client != it.id.Client && it.parentRef().Clock >= s.state(it.parentRef().Client) {
+		return it.parentRef().Client, true, nil
 	}
 	// A reference to the item's own client must point before the item.
 	if (it.hasOrigin && it.origin.Client == it.id.Client && it.origin.Clock >= it.id.Clock) ||
 		(it.hasRightOrigin && it.rightOrigin.Client == it.id.Client && it.rightOrigin.Clock >= it.id.Clock) ||
-		(it.parentByID && it.parentID.Client == it.id.Client && it.parentID.Clock >= it.id.Clock) {
+		(it.parentByID && it.parentRef().Client == it.id.Client && it.parentRef().Clock >= it.id.Clock) {
 		return 0, false, fmt.Errorf("yjs: struct %d:%d refers to its own or a later clock", it.id.Client, it.id.Clock)
 	}
 	if it.hasOrigin {
@@ -38,7 +38,11 @@ func (d *Doc) getMissing(it *item) (client uint64, missing bool, err error) {
 		it.origin = it.left.lastID()
 	}
 	if it.hasRightOrigin {
-		if it.right, err = s.cleanStart(it.rightOrigin); err != nil {
+		// Without concurrent inserts, the right origin is still the struct
+		// right of the left one: no need to search the store for it.
+		if it.left != nil && it.left.right != nil && it.left.right.id == it.rightOrigin {
+			it.right = it.left.right
+		} else if it.right, err = s.cleanStart(it.rightOrigin); err != nil {
 			return 0, false, err
 		}
 		it.rightOrigin = it.right.id
@@ -53,7 +57,8 @@ func (d *Doc) getMissing(it *item) (client uint64, missing bool, err error) {
 			it.parent, it.parentSub, it.hasParentSub = it.right.parent, it.right.parentSub, it.right.hasParentSub
 		}
 	case it.parentByID:
-		p, err := s.find(it.parentID)
+		// (An item under a root got its parent when it was read.)
+		p, err := s.find(it.parentRef())
 		if err != nil {
 			return 0, false, err
 		}
@@ -67,10 +72,8 @@ func (d *Doc) getMissing(it *item) (client uint64, missing bool, err error) {
 			it.parent = nil
 		} else {
 			return 0, false, fmt.Errorf("yjs: struct %d:%d has parent %d:%d, which is not a type",
-				it.id.Client, it.id.Clock, it.parentID.Client, it.parentID.Clock)
+				it.id.Client, it.id.Clock, it.parentRef().Client, it.parentRef().Clock)
 		}
-	default:
-		it.parent = d.root(it.parentRoot)
 	}
 	return 0, false, nil
 }
@@ -260,6 +263,9 @@ func (d *Doc) integrateStructs(refsByClient map[uint64]*clientRefs) (rest map[ui
 		}
 		return nil
 	}
+	for c, t := range refsByClient {
+		d.store.reserve(c, len(t.refs)-t.i)
+	}
 	cur := next()
 	if cur == nil {
 		return nil, nil, nil
@@ -375,15 +381,15 @@ func (d *Doc) applyDeleteSet(ds deleteSet) deleteSet {
 			if state < end {
 				rest.add(client, state, end-state)
 			}
-			structs := s.clients[client]
-			i := findIndex(structs, clock)
+			structs := s.structs(client)
+			i := s.findIndex(client, clock)
 			st := structs[i]
 			if !st.deleted && st.kind == kindItem && st.id.Clock < clock {
 				s.splitItem(i, st, clock-st.id.Clock)
 				i++
 			}
 			for {
-				structs = s.clients[client]
+				structs = s.structs(client)
 				if i >= len(structs) {
 					break
 				}

@@ -41,27 +41,33 @@ const (
 type item struct {
 	id     ID
 	length uint64
-	kind   structKind
 
-	origin, rightOrigin       ID
-	hasOrigin, hasRightOrigin bool
+	// rightOrigin also holds, until integration, the ID of the type item
+	// an item read from an update names as its parent (parentByID): the
+	// format writes a parent only for items with neither origin, so the
+	// field is free then, and items are many (see parentRef).
+	origin, rightOrigin ID
 
 	left, right *item
 
-	// parent is set once integrated. Before that, an item read from an
-	// update names its parent by root key or by the ID of a type item.
-	parent       *Type
-	parentRoot   string
-	parentID     ID
-	parentByID   bool
-	parentByRoot bool
+	// parent is set once integrated, or when read for an item under a
+	// root. Before that, an item read from an update may name its parent
+	// by the ID of a type item (parentByID, parentRef).
+	parent *Type
 
-	parentSub    string
-	hasParentSub bool
+	parentSub string
+	content   content
 
-	content content
-	deleted bool
+	kind                      structKind
+	hasOrigin, hasRightOrigin bool
+	parentByID, parentByRoot  bool
+	hasParentSub              bool
+	deleted                   bool
 }
+
+// parentRef is the ID of the parent type's item of an item read with
+// parentByID, until it is integrated.
+func (it *item) parentRef() ID { return it.rightOrigin }
 
 func (it *item) lastID() ID { return ID{it.id.Client, it.id.Clock + it.length - 1} }
 

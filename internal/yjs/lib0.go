@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxSafeInteger is JavaScript's Number.MAX_SAFE_INTEGER. Yjs stores clocks,
@@ -31,7 +32,16 @@ func (Undefined) MarshalJSON() ([]byte, error) { return []byte("null"), nil }
 type reader struct {
 	buf []byte
 	pos int
+	// arena holds the bytes of the strings read so far: an update carries
+	// thousands of short strings, and one allocation per chunk of them
+	// costs far less than one per string.
+	arena []byte
 }
+
+// arenaChunk is the most string bytes one arena allocation holds, unless a
+// single string is longer. Larger chunks save little and keep more memory
+// alive while any string in them is.
+const arenaChunk = 16 << 10
 
 func (r *reader) remaining() int { return len(r.buf) - r.pos }
 
@@ -45,6 +55,12 @@ func (r *reader) byte() (byte, error) {
 }
 
 func (r *reader) varUint() (uint64, error) {
+	// Most numbers of an update (lengths, info-free clocks of small
+	// documents, counts) fit in one byte.
+	if r.pos < len(r.buf) && r.buf[r.pos] < 0x80 {
+		r.pos++
+		return uint64(r.buf[r.pos-1]), nil
+	}
 	var num uint64
 	var shift uint
 	for r.pos < len(r.buf) {
@@ -121,11 +137,50 @@ func (r *reader) bytes() ([]byte, error) {
 }
 
 func (r *reader) string() (string, error) {
+	s, _, err := r.stringUTF16()
+	return s, err
+}
+
+// stringUTF16 reads a string and returns it with its length in UTF-16
+// code units, which ASCII, the common case, gives in the validity check.
+func (r *reader) stringUTF16() (string, uint64, error) {
 	b, err := r.bytes()
-	if err != nil {
-		return "", err
+	if err != nil || len(b) == 0 {
+		return "", 0, err
 	}
-	return decodeUTF8(b), nil
+	n := uint64(len(b))
+	if !isASCII(b) {
+		if !utf8.Valid(b) {
+			s := decodeUTF8(b)
+			return s, utf16Len(s), nil
+		}
+		n = utf16Len(unsafe.String(&b[0], len(b)))
+	}
+	if len(b) > cap(r.arena)-len(r.arena) {
+		// No string still to come is longer than the rest of the input.
+		r.arena = make([]byte, 0, max(len(b), min(arenaChunk, len(b)+r.remaining())))
+	}
+	start := len(r.arena)
+	r.arena = append(r.arena, b...)
+	// The arena is only ever appended to, never reused: its bytes are as
+	// immutable as a string's.
+	return unsafe.String(&r.arena[start], len(b)), n, nil
+}
+
+// isASCII reports whether b holds only ASCII, eight bytes at a time.
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // decodeUTF8 converts bytes to a string the way TextDecoder does in its

@@ -49,6 +49,9 @@ func (t *Type) Len() int { return int(t.length) }
 // the live strings in document order, formats and embeds left out.
 func (t *Type) String() string {
 	var b strings.Builder
+	// The live length in UTF-16 units is the length in bytes for ASCII
+	// text, so one walk of the list usually fills the builder exactly.
+	b.Grow(int(t.length))
 	for it := t.start; it != nil; it = it.right {
 		if it.deleted {
 			continue

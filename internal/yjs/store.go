@@ -2,30 +2,90 @@ package yjs
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
 // structStore holds every client's structs ordered by clock, without gaps.
+// Updates come in runs of one client's structs, so the last client looked
+// up is kept to spare a map lookup on nearly every access.
 type structStore struct {
-	clients map[uint64][]*item
+	clients map[uint64]*clientStructs
+	cache   *clientStructs
+	// hints holds the capacity for the first structs of clients the store
+	// does not have yet (reserve).
+	hints map[uint64]int
 }
 
-func newStructStore() *structStore { return &structStore{clients: map[uint64][]*item{}} }
+type clientStructs struct {
+	client  uint64
+	structs []*item
+	// clocks[i] is structs[i].id.Clock: findIndex searches these 8 bytes
+	// a struct, adjacent in memory, rather than chasing a pointer to an
+	// item at every step (most of the search's cost, in cache misses).
+	clocks []uint64
+}
+
+func newStructStore() *structStore { return &structStore{clients: map[uint64]*clientStructs{}} }
+
+// get returns client's structs, or nil if the store has none of them.
+func (s *structStore) get(client uint64) *clientStructs {
+	if c := s.cache; c != nil && c.client == client {
+		return c
+	}
+	c := s.clients[client]
+	if c != nil {
+		s.cache = c
+	}
+	return c
+}
+
+// structs returns client's structs ordered by clock.
+func (s *structStore) structs(client uint64) []*item {
+	if c := s.get(client); c != nil {
+		return c.structs
+	}
+	return nil
+}
+
+// has reports whether the store holds structs of client.
+func (s *structStore) has(client uint64) bool { return s.get(client) != nil }
+
+// reserve makes room for n more structs of client, as integrating an
+// update's structs of one client appends them one by one.
+func (s *structStore) reserve(client uint64, n int) {
+	if c := s.get(client); c != nil {
+		c.structs = slices.Grow(c.structs, n)
+		c.clocks = slices.Grow(c.clocks, n)
+	} else {
+		if s.hints == nil {
+			s.hints = map[uint64]int{}
+		}
+		s.hints[client] = n
+	}
+}
 
 // state is the next expected clock of client.
 func (s *structStore) state(client uint64) uint64 {
-	structs := s.clients[client]
-	if len(structs) == 0 {
+	c := s.get(client)
+	if c == nil || len(c.structs) == 0 {
 		return 0
 	}
-	last := structs[len(structs)-1]
+	last := c.structs[len(c.structs)-1]
 	return last.id.Clock + last.length
 }
 
 func (s *structStore) add(it *item) error {
-	structs := s.clients[it.id.Client]
-	if n := len(structs); n > 0 {
-		last := structs[n-1]
+	c := s.get(it.id.Client)
+	if c == nil {
+		n := s.hints[it.id.Client]
+		delete(s.hints, it.id.Client)
+		c = &clientStructs{client: it.id.Client, structs: make([]*item, 0, n), clocks: make([]uint64, 0, n)}
+		s.clients[it.id.Client] = c
+		s.cache = c
+	}
+	if n := len(c.structs); n > 0 {
+		last := c.structs[n-1]
 		if last.id.Clock+last.length != it.id.Clock {
 			return fmt.Errorf("yjs: struct %d:%d does not follow the client's last clock %d",
 				it.id.Client, it.id.Clock, last.id.Clock+last.length)
@@ -33,48 +93,47 @@ func (s *structStore) add(it *item) error {
 	} else if it.id.Clock != 0 {
 		return fmt.Errorf("yjs: first struct of client %d starts at clock %d", it.id.Client, it.id.Clock)
 	}
-	s.clients[it.id.Client] = append(structs, it)
+	c.structs = append(c.structs, it)
+	c.clocks = append(c.clocks, it.id.Clock)
 	return nil
 }
 
-// findIndex returns the index of the struct holding clock, or -1. Like
-// yjs it first guesses the index from the clock, since clocks are dense.
-func findIndex(structs []*item, clock uint64) int {
-	n := len(structs)
-	if n == 0 {
+// truncate drops client's last struct (merged into the one before it).
+func (s *structStore) truncate(client uint64) {
+	c := s.get(client)
+	c.structs = c.structs[:len(c.structs)-1]
+	c.clocks = c.clocks[:len(c.clocks)-1]
+}
+
+// findIndex returns the index of client's struct holding clock, or -1.
+func (s *structStore) findIndex(client, clock uint64) int {
+	c := s.get(client)
+	if c == nil || len(c.structs) == 0 {
 		return -1
 	}
-	last := structs[n-1]
+	n := len(c.structs)
+	last := c.structs[n-1]
 	if clock >= last.id.Clock+last.length {
 		return -1
 	}
-	if last.id.Clock <= clock {
+	if clock >= c.clocks[n-1] {
 		return n - 1
 	}
-	lo, hi := 0, n-1
-	mid := int(clock * uint64(hi) / (last.id.Clock + last.length))
-	for lo <= hi {
-		st := structs[mid]
-		switch {
-		case clock < st.id.Clock:
-			hi = mid - 1
-		case clock >= st.id.Clock+st.length:
-			lo = mid + 1
-		default:
-			return mid
-		}
-		mid = int(uint(lo+hi) >> 1)
+	// Structs have no gaps and the first starts at 0: the struct holding
+	// clock is the last one starting at or before it.
+	i, found := slices.BinarySearch(c.clocks, clock)
+	if !found {
+		i--
 	}
-	return -1
+	return i
 }
 
 func (s *structStore) find(id ID) (*item, error) {
-	structs := s.clients[id.Client]
-	i := findIndex(structs, id.Clock)
+	i := s.findIndex(id.Client, id.Clock)
 	if i < 0 {
 		return nil, fmt.Errorf("yjs: reference to unknown struct %d:%d", id.Client, id.Clock)
 	}
-	return structs[i], nil
+	return s.get(id.Client).structs[i], nil
 }
 
 // splitItem cuts left at diff and inserts the right part after it in the
@@ -104,23 +163,20 @@ func (s *structStore) splitItem(i int, left *item, diff uint64) *item {
 		right.parent.m[right.parentSub] = right
 	}
 	left.length = diff
-	structs := s.clients[left.id.Client]
-	structs = append(structs, nil)
-	copy(structs[i+2:], structs[i+1:])
-	structs[i+1] = right
-	s.clients[left.id.Client] = structs
+	c := s.get(left.id.Client)
+	c.structs = slices.Insert(c.structs, i+1, right)
+	c.clocks = slices.Insert(c.clocks, i+1, right.id.Clock)
 	return right
 }
 
 // cleanStart returns the struct starting exactly at id, splitting an item
 // if needed.
 func (s *structStore) cleanStart(id ID) (*item, error) {
-	structs := s.clients[id.Client]
-	i := findIndex(structs, id.Clock)
+	i := s.findIndex(id.Client, id.Clock)
 	if i < 0 {
 		return nil, fmt.Errorf("yjs: reference to unknown struct %d:%d", id.Client, id.Clock)
 	}
-	it := structs[i]
+	it := s.get(id.Client).structs[i]
 	if it.id.Clock < id.Clock && it.kind == kindItem {
 		return s.splitItem(i, it, id.Clock-it.id.Clock), nil
 	}
@@ -130,12 +186,11 @@ func (s *structStore) cleanStart(id ID) (*item, error) {
 // cleanEnd returns the struct ending exactly at id, splitting an item if
 // needed.
 func (s *structStore) cleanEnd(id ID) (*item, error) {
-	structs := s.clients[id.Client]
-	i := findIndex(structs, id.Clock)
+	i := s.findIndex(id.Client, id.Clock)
 	if i < 0 {
 		return nil, fmt.Errorf("yjs: reference to unknown struct %d:%d", id.Client, id.Clock)
 	}
-	it := structs[i]
+	it := s.get(id.Client).structs[i]
 	if id.Clock != it.id.Clock+it.length-1 && it.kind == kindItem {
 		s.splitItem(i, it, id.Clock-it.id.Clock+1)
 	}

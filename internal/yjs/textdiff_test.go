@@ -214,7 +214,7 @@ func TestEncodeDiffCutsFirstStruct(t *testing.T) {
 	half := encode(t, a)
 	sv := a.EncodeStateVector()
 	must(t, tx.Insert(tx.Len(), " world"))
-	if n := len(a.store.clients[1]); n != 1 {
+	if n := len(a.store.structs(1)); n != 1 {
 		t.Fatalf("typing on merged into %d structs, want 1 (the test needs one item to cut)", n)
 	}
 	u, err := a.EncodeDiff(sv)

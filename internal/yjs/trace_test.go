@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -92,48 +91,4 @@ func firstDiff(a, b string) int {
 		}
 	}
 	return min(len(a), len(b))
-}
-
-// BenchmarkDecodeTrace decodes each trace's yjs update and reads its text;
-// the metric x-yjs is this time divided by node yjs's Y.applyUpdate +
-// toString on the very same bytes, measured in the same run.
-func BenchmarkDecodeTrace(b *testing.B) {
-	dir := tracesDir(b)
-	oracle := oracleDir(b)
-	traces, _ := filepath.Glob(filepath.Join(dir, "*.json.gz"))
-	out := b.TempDir()
-	for _, tr := range traces {
-		name := strings.TrimSuffix(filepath.Base(tr), ".json.gz")
-		var once sync.Once
-		var update []byte
-		var yjsNs float64
-		b.Run(name, func(b *testing.B) {
-			once.Do(func() {
-				update, _ = replayTrace(b, tr, out, true)
-				f := filepath.Join(out, name+".bin")
-				if err := os.WriteFile(f, update, 0o644); err != nil {
-					b.Fatal(err)
-				}
-				var res struct {
-					NsPerOp float64 `json:"ns_per_op"`
-				}
-				if err := json.Unmarshal(runNode(b, oracle, "bench.mjs", f), &res); err != nil {
-					b.Fatal(err)
-				}
-				yjsNs = res.NsPerOp
-			})
-			b.SetBytes(int64(len(update)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for b.Loop() {
-				d := NewDoc()
-				if err := d.ApplyUpdate(update); err != nil {
-					b.Fatal(err)
-				}
-				_ = d.GetText("text").String()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/yjsNs, "x-yjs")
-			b.ReportMetric(yjsNs/1e6, "yjs-ms/op")
-		})
-	}
 }

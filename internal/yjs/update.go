@@ -87,6 +87,7 @@ func (d *Doc) readStructs(r *reader) (map[uint64]*clientRefs, error) {
 		return nil, err
 	}
 	refs := make(map[uint64]*clientRefs, numClients)
+	var slab contentSlab
 	for range numClients {
 		numStructs, err := r.count(2)
 		if err != nil {
@@ -101,14 +102,12 @@ func (d *Doc) readStructs(r *reader) (map[uint64]*clientRefs, error) {
 			return nil, err
 		}
 		items := make([]*item, numStructs)
-		// One allocation for the client's structs and one for their string
-		// contents: documents hold many of both.
+		// One allocation for the client's structs: documents hold many.
 		backing := make([]item, numStructs)
-		strs := make([]contentString, 0, numStructs)
 		for i := range items {
 			it := &backing[i]
 			it.id = ID{client, clock}
-			if err := d.readStruct(r, it, &strs); err != nil {
+			if err := d.readStruct(r, it, &slab, numStructs-i); err != nil {
 				return nil, fmt.Errorf("struct %d:%d: %w", client, clock, err)
 			}
 			if it.length == 0 {
@@ -128,7 +127,35 @@ func (d *Doc) readStructs(r *reader) (map[uint64]*clientRefs, error) {
 	return refs, nil
 }
 
-func (d *Doc) readStruct(r *reader, it *item, strs *[]contentString) error {
+// contentSlab hands out the contents most structs hold, strings and
+// deletions, from chunks: one allocation per chunk, not per struct.
+type contentSlab struct {
+	strs []contentString
+	dels []contentDeleted
+}
+
+// slabChunk is the most contents of a kind one chunk holds.
+const slabChunk = 1024
+
+// str returns a new string content; left is how many structs of the
+// client are still to read (with this one), which no chunk need exceed.
+func (s *contentSlab) str(str string, utf16n uint64, left int) *contentString {
+	if len(s.strs) == cap(s.strs) {
+		s.strs = make([]contentString, 0, min(left, slabChunk))
+	}
+	s.strs = append(s.strs, contentString{s: str, utf16n: utf16n})
+	return &s.strs[len(s.strs)-1]
+}
+
+func (s *contentSlab) del(n uint64, left int) *contentDeleted {
+	if len(s.dels) == cap(s.dels) {
+		s.dels = make([]contentDeleted, 0, min(left, slabChunk))
+	}
+	s.dels = append(s.dels, contentDeleted{n})
+	return &s.dels[len(s.dels)-1]
+}
+
+func (d *Doc) readStruct(r *reader, it *item, slab *contentSlab, left int) error {
 	info, err := r.byte()
 	if err != nil {
 		return err
@@ -161,14 +188,15 @@ func (d *Doc) readStruct(r *reader, it *item, strs *[]contentString) error {
 			return err
 		}
 		if isRoot == 1 {
-			if it.parentRoot, err = r.string(); err != nil {
+			name, err := r.string()
+			if err != nil {
 				return err
 			}
 			it.parentByRoot = true
 			// yjs creates the root type as soon as it reads its name.
-			d.root(it.parentRoot)
+			it.parent = d.root(name)
 		} else {
-			if it.parentID, err = readID(r); err != nil {
+			if it.rightOrigin, err = readID(r); err != nil {
 				return err
 			}
 			it.parentByID = true
@@ -180,15 +208,19 @@ func (d *Doc) readStruct(r *reader, it *item, strs *[]contentString) error {
 			it.hasParentSub = true
 		}
 	}
-	if info&0x1f == refString {
-		s, err := r.string()
+	switch info & 0x1f {
+	case refString:
+		s, n, err := r.stringUTF16()
 		if err != nil {
 			return err
 		}
-		*strs = append(*strs, contentString{s: s, utf16n: utf16Len(s)})
-		it.content = &(*strs)[len(*strs)-1]
-		it.length = it.content.(*contentString).utf16n
+		c := slab.str(s, n, left)
+		it.content, it.length = c, c.utf16n
 		return nil
+	case refDeleted:
+		n, err := r.varUint()
+		it.content, it.length = slab.del(n, left), n
+		return err
 	}
 	it.content, it.length, err = d.readContent(r, info&0x1f)
 	return err
@@ -344,7 +376,7 @@ func (d *Doc) EncodeStateAsUpdate() ([]byte, error) {
 	clients := d.store.sortedClients()
 	w.varUint(uint64(len(clients)))
 	for _, c := range clients {
-		structs := d.store.clients[c]
+		structs := d.store.structs(c)
 		w.varUint(uint64(len(structs)))
 		w.varUint(c)
 		w.varUint(structs[0].id.Clock)
@@ -413,7 +445,7 @@ func writeStoreDeleteSet(w *writer, s *structStore, clients []uint64) {
 	n := 0
 	for _, c := range clients {
 		var ranges []deleteRange
-		for _, it := range s.clients[c] {
+		for _, it := range s.structs(c) {
 			if !it.deleted {
 				continue
 			}

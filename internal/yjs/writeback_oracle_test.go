@@ -176,7 +176,8 @@ func TestOracleApplyDiff(t *testing.T) {
 // countCollected counts GC structs and items whose content was dropped
 // (ContentDeleted): what yjs's garbage collection leaves.
 func countCollected(d *Doc) (gcs, dels int) {
-	for _, structs := range d.store.clients {
+	for _, c := range d.store.clients {
+		structs := c.structs
 		for _, it := range structs {
 			if it.kind == kindGC {
 				gcs++
@@ -210,7 +211,7 @@ func TestOracleDiffCutsItem(t *testing.T) {
 		{"op": "saveState", "doc": "a", "file": f("full.bin")},
 	}}})
 	full := readBack(t, readFile(t, f("full.bin")))
-	if n := len(full.store.clients[9]); n != 1 {
+	if n := len(full.store.structs(9)); n != 1 {
 		t.Fatalf("yjs's state holds %d structs for the typed text, want 1 merged item to cut", n)
 	}
 	u, err := full.EncodeDiff(readFile(t, f("half.sv")))

@@ -9,6 +9,24 @@
 // each with process.hrtime.bigint(), and print one JSON line:
 //   {"file": ..., "ns_per_op": <median ns>, "iterations": N, "bytes": ..., "min_ns": ..., "mean_ns": ...}
 // Without --iterations, N is chosen for about 1 s of timed work (at least 5).
+//
+//   node --expose-gc bench.mjs --serve
+//
+// Serves the Go benchmark (internal/yjs), which interleaves batches of Go and
+// yjs runs so that both see the same load on a busy machine. One JSON request
+// per stdin line, one JSON answer per stdout line:
+//   {"file": F, "roots": [[name, kind], ...], "n": N}  -> {"ns": [N samples], "cpu_ns": C}
+//     times N runs of new Y.Doc + Y.applyUpdate + reading every root (text:
+//     toString, map/array: toJSON); cpu_ns is the CPU time (user + system,
+//     every thread: V8's GC helpers too) of all N. The first request for a
+//     file warms up.
+//   {"file": F, "roots": [...], "heap": true}  -> {"peak": B, "live": B}
+//     after a full GC, new Y.Doc + Y.applyUpdate + reading the roots; peak is
+//     heapUsed then minus heapUsed before (garbage included), live the same
+//     after another full GC with the document still referenced. Medians of 5.
+//     Run node with a young generation large enough that no scavenge runs
+//     during the update (--max-semi-space-size=256), or peak is understated.
+// Errors answer {"error": message}.
 
 import * as Y from 'yjs'
 import fs from 'node:fs'
@@ -16,12 +34,14 @@ import fs from 'node:fs'
 function die (msg, code = 2) {
   console.error(`bench: ${msg}`)
   console.error('usage: node bench.mjs FILE.bin [FILE2.bin ...] [--iterations N] [--root text]')
+  console.error('       node --expose-gc bench.mjs --serve   (JSON requests on stdin, see the header)')
   process.exit(code)
 }
 
 const files = []
 let iterations = null
 let root = 'text'
+let serve = false
 const argv = process.argv.slice(2)
 for (let i = 0; i < argv.length; i++) {
   let a = argv[i]
@@ -36,6 +56,8 @@ for (let i = 0; i < argv.length; i++) {
   if (a === '--iterations' || a === '-n') {
     iterations = Number(take())
     if (!Number.isInteger(iterations) || iterations < 1) die('--iterations must be a positive integer')
+  } else if (a === '--serve') {
+    serve = true
   } else if (a === '--root') {
     root = take()
   } else if (a.startsWith('--')) {
@@ -44,9 +66,91 @@ for (let i = 0; i < argv.length; i++) {
     files.push(a)
   }
 }
-if (files.length === 0) die('no input files')
+if (files.length === 0 && !serve) die('no input files')
 
 let sink = 0
+
+// readRoot reads a root as the Go benchmark does: text with toString (the
+// Y.Text the traces fill), other kinds with toJSON.
+function readRoot (d, name, kind) {
+  switch (kind) {
+    case 'text': return d.getText(name).toString()
+    case 'map': return d.getMap(name).toJSON()
+    case 'array': return d.getArray(name).toJSON()
+    case 'xmlFragment': return d.getXmlFragment(name).toString()
+  }
+  throw new Error(`unknown root kind ${kind}`)
+}
+
+if (serve) {
+  if (typeof globalThis.gc !== 'function') die('--serve needs node --expose-gc')
+  const { createInterface } = await import('node:readline')
+  const loaded = new Map()
+  const load = (file) => {
+    let bytes = loaded.get(file)
+    if (!bytes) { bytes = new Uint8Array(fs.readFileSync(file)); loaded.set(file, bytes) }
+    return bytes
+  }
+  const run = (bytes, roots) => {
+    const d = new Y.Doc()
+    Y.applyUpdate(d, bytes)
+    for (const [name, kind] of roots) {
+      const v = readRoot(d, name, kind)
+      sink += typeof v === 'string' ? v.length : 1
+    }
+    return d
+  }
+  const warmed = new Set()
+  const heapUsed = () => process.memoryUsage().heapUsed
+  const median = (a) => { a.sort((x, y) => x - y); return a[Math.floor(a.length / 2)] }
+  for await (const line of createInterface({ input: process.stdin })) {
+    if (!line.trim()) continue
+    let answer
+    try {
+      const req = JSON.parse(line)
+      const bytes = load(req.file)
+      const roots = req.roots ?? [['text', 'text']]
+      if (req.heap) {
+        const peaks = []
+        const lives = []
+        for (let i = 0; i < 5; i++) {
+          globalThis.gc()
+          const h0 = heapUsed()
+          let d = run(bytes, roots)
+          peaks.push(heapUsed() - h0)
+          globalThis.gc()
+          lives.push(heapUsed() - h0)
+          sink += d.clientID & 1
+          d = null
+        }
+        answer = { peak: median(peaks), live: median(lives) }
+      } else {
+        if (!warmed.has(req.file)) {
+          let t = 0
+          for (let i = 0; i < 5 || (t < 3e8 && i < 10000); i++) {
+            const t0 = process.hrtime.bigint()
+            run(bytes, roots)
+            t += Number(process.hrtime.bigint() - t0)
+          }
+          warmed.add(req.file)
+        }
+        const ns = []
+        const cpu0 = process.cpuUsage()
+        for (let i = 0; i < req.n; i++) {
+          const t0 = process.hrtime.bigint()
+          run(bytes, roots)
+          ns.push(Number(process.hrtime.bigint() - t0))
+        }
+        const cpu = process.cpuUsage(cpu0)
+        answer = { ns, cpu_ns: (cpu.user + cpu.system) * 1000 }
+      }
+    } catch (err) {
+      answer = { error: String(err?.stack ?? err) }
+    }
+    process.stdout.write(JSON.stringify(answer) + '\n')
+  }
+  process.exit(0)
+}
 const once = (bytes) => {
   const d = new Y.Doc()
   Y.applyUpdate(d, bytes)
