@@ -194,10 +194,9 @@ func (tf timelineFilter) match(info *store.SnapshotInfo, people map[string]strin
 }
 
 // timelinePage lists a folder's snapshots newest first, pageSize at a
-// time: ?before=SEQ shows those older than SEQ. Unfiltered, it reads only
-// the snapshots from the page's oldest on, so the first pages of a long
-// history cost what a page shows; a filter reads the change lists of the
-// whole history (never a tree).
+// time: ?before=SEQ shows those older than SEQ. The first pages read only
+// their own snapshots; older pages and filters read the folder's whole
+// list of snapshots (never a tree) once, then only what is new (infoCache).
 func (u *ui) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 	f, ok := u.folderOf(w, r, s)
 	if !ok {
@@ -223,11 +222,18 @@ func (u *ui) timelinePage(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 		before = min(n, before)
 	}
-	var after uint64
-	if before > pageSize+1 && !tf.Active() {
-		after = before - 1 - pageSize
+	// The first pages read just their snapshots; older pages and filters
+	// go through the cache of the whole list.
+	var infos []store.SnapshotInfo
+	if recent := fo.LatestSeq+1 <= 4*pageSize || before > fo.LatestSeq+1-4*pageSize; recent && !tf.Active() {
+		var after uint64
+		if before > pageSize+1 {
+			after = before - 1 - pageSize
+		}
+		infos, err = u.cfg.Source.Snapshots(ctx, f.ID, after)
+	} else {
+		infos, err = u.infos.all(ctx, u.cfg.Source, f.ID)
 	}
-	infos, err := u.cfg.Source.Snapshots(ctx, f.ID, after)
 	if err != nil {
 		u.failErr(w, r, s, "Listing the snapshots of "+f.ID.String(), err)
 		return
@@ -565,7 +571,7 @@ func (u *ui) historyPage(w http.ResponseWriter, r *http.Request, s *session) {
 			return
 		}
 	}
-	infos, err := u.cfg.Source.Snapshots(ctx, f.ID, 0)
+	infos, err := u.infos.all(ctx, u.cfg.Source, f.ID)
 	if err != nil {
 		u.failErr(w, r, s, "Listing the snapshots of "+f.ID.String(), err)
 		return

@@ -75,6 +75,7 @@ type ui struct {
 	sessions   *sessions
 	pages      map[string]*template.Template
 	static     http.Handler
+	infos      infoCache
 }
 
 // New returns the handler of every /ui/ route.

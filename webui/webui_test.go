@@ -658,3 +658,29 @@ func TestEventsWithoutSession(t *testing.T) {
 		t.Fatalf("events without a session: %s, want 204", resp.Status)
 	}
 }
+
+// TestCachedListsSeeNewSnapshots: the pages that read a folder's whole
+// list (file history, filters, old timeline pages) show snapshots added
+// after it was first read.
+func TestCachedListsSeeNewSnapshots(t *testing.T) {
+	v := newVault(t)
+	for i := 1; i <= 250; i++ {
+		v.commit(edit{set: map[string]string{"n.md": fmt.Sprint(i)}})
+	}
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	_, body, _ := e.get(c, folderURL()+"history?path=n.md")
+	if n := strings.Count(body, `name="b"`); n != 250 {
+		t.Fatalf("%d versions, want 250", n)
+	}
+	if _, body, _ = e.get(c, folderURL()+"?before=3"); !strings.Contains(body, `<li id="s2">`) || !strings.Contains(body, `<li id="s1">`) {
+		t.Fatal("an old timeline page lacks its snapshots")
+	}
+	s := v.commit(edit{set: map[string]string{"n.md": "new", "m.md": "m"}})
+	if _, body, _ = e.get(c, folderURL()+"history?path=n.md"); strings.Count(body, `name="b"`) != 251 || !strings.Contains(body, fmt.Sprintf(`value="%d:n.md"`, s)) {
+		t.Fatal("the file history does not show the new snapshot")
+	}
+	if _, body, _ = e.get(c, folderURL()+"?path=m.md"); !strings.Contains(body, fmt.Sprintf(`<li id="s%d">`, s)) {
+		t.Fatal("a filter does not find the new snapshot")
+	}
+}
