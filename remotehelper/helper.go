@@ -217,8 +217,35 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		h.src.Close()
 		h.src = nil
 	}
+	// What the repository has, read while the source opens (a data dir's
+	// store takes a while): both are on every fetch's path.
+	type tipResult struct {
+		base *localTip
+		err  error
+	}
+	var tipDone chan tipResult
+	if h.repo != nil {
+		tipDone = make(chan tipResult, 1)
+		go func() {
+			base, err := h.localTip(ctx)
+			if base != nil && err == nil && !forPush {
+				h.repo.startBatch(ctx) // for the walk's hasObject
+			}
+			tipDone <- tipResult{base, err}
+		}()
+	}
 	src, cfg, err := h.connect(ctx)
+	var base *localTip
+	if tipDone != nil {
+		r := <-tipDone
+		if err == nil {
+			base, err = r.base, r.err
+		}
+	}
 	if err != nil {
+		if src != nil {
+			src.Close()
+		}
 		return err
 	}
 	h.src = src
@@ -227,12 +254,6 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		defer h.closeSource()
 	}
 	f := h.target.Folder
-	var base *localTip
-	if h.repo != nil {
-		if base, err = h.localTip(ctx); err != nil {
-			return err
-		}
-	}
 	for {
 		var after uint64
 		if base != nil {
@@ -275,8 +296,14 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 			}
 			h.pack = s.pack
 		}
-		if h.progress && h.verbosity > 0 && latest > after && !forPush {
-			s.prog = newProgress(h.cfg.Stderr, "Importing snapshots", latest-after)
+		if h.progress && h.verbosity > 0 && !forPush {
+			switch {
+			case h.kept != nil: // the kept pack's snapshots count as imported
+				s.prog = newProgress(h.cfg.Stderr, "Importing snapshots", latest)
+				s.prog.add(after)
+			case latest > after:
+				s.prog = newProgress(h.cfg.Stderr, "Importing snapshots", latest-after)
+			}
 		}
 		res, err := s.run(ctx)
 		if err != nil {
@@ -285,7 +312,7 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		if res.mismatch {
 			// Another history: the server's identity changed, or its
 			// store was rebuilt. Synthesize all of it.
-			if h.verbosity > 0 {
+			if h.verbosity > 0 && h.kept == nil {
 				fmt.Fprintf(h.cfg.Stderr, "relay: the server's history no longer has this repository's last commit (%s); fetching all of it\n", base.commit)
 			}
 			if s.pack != nil {
@@ -303,7 +330,11 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		if base != nil && h.kept == nil {
 			h.oldRef = base.commit
 		}
-		h.tip, h.tipSeq, h.complete = res.tip, res.seq, base == nil || h.kept != nil
+		// The pack holds everything the new commits reach that the
+		// repository lacks: what the base commit reaches is there (a ref
+		// points at it), every other tree and blob is in the pack. So git
+		// need not walk the new objects to check.
+		h.tip, h.tipSeq, h.complete = res.tip, res.seq, true
 		h.stats = fmt.Sprintf("%d new snapshots, %d blobs, %d objects in %.2fs", res.commits, res.blobs, h.packCount(), time.Since(start).Seconds())
 		break
 	}
@@ -358,10 +389,17 @@ func (h *helper) fetch(ctx context.Context, cmds []string) error {
 	}
 	if h.repo != nil && h.tip != h.oldRef {
 		// Only a shortcut for the next fetch (which starts from an older
-		// commit, or from scratch, without it): not worth failing this one.
-		if err := h.repo.updateRef(ctx, h.privateRef(), h.tip, h.oldRef); err != nil {
-			h.log.Warn("could not record the fetched commit; the next fetch will redo some work", "ref", h.privateRef(), "err", err)
-		}
+		// commit, or from scratch, without it): not worth failing this one,
+		// nor waiting for before git goes on (cleanup waits for it).
+		done := make(chan struct{})
+		h.closing = append(h.closing, done)
+		ref, tip, old := h.privateRef(), h.tip, h.oldRef
+		go func() {
+			defer close(done)
+			if err := h.repo.updateRef(context.WithoutCancel(ctx), ref, tip, old); err != nil {
+				h.log.Warn("could not record the fetched commit; the next fetch will redo some work", "ref", ref, "err", err)
+			}
+		}()
 	}
 	if h.cloning && h.target.relative && h.repo != nil {
 		h.absoluteRemoteURL(ctx)

@@ -97,9 +97,11 @@ func TestKeptPackDataDir(t *testing.T) {
 }
 
 // TestKeptPackServe: serve's handler builds a folder's pack in the
-// background after the first request for it; later clones download it
-// instead of the blobs, synthesize only the newer snapshots and have the
-// same commits; a fetch then continues from their tip.
+// background after the first request for it (a clone that does not wait for
+// it synthesizes the history); later clones download it instead of the
+// blobs, synthesize only the newer snapshots and have the same commits; a
+// fetch then continues from their tip. After an identity change the pack is
+// rebuilt, and the clone that asked waits for it.
 func TestKeptPackServe(t *testing.T) {
 	const token = "kept-pack-token-0123456789"
 	st, err := store.Open(filepath.Join(t.TempDir(), "db"), store.Options{})
@@ -110,6 +112,7 @@ func TestKeptPackServe(t *testing.T) {
 	v := newVault(st, testFolder, 41, 40)
 	v.grow(t, 50)
 	packs := NewPackCache(t.TempDir(), source.FromStore(st), nil)
+	packs.wait.Store(0) // the first clone does not wait
 	t.Cleanup(packs.Close)
 	h, err := server.New(server.Config{InsecureNoAuth: true, APIToken: token, Events: nopEvents{}, Source: source.FromStore(st),
 		Packs: func(ctx context.Context, f store.FolderID) (*server.FolderPack, error) {
@@ -167,6 +170,20 @@ func TestKeptPackServe(t *testing.T) {
 	}
 	if tip := revParse(g, b, "origin/main"); tip != ids[len(ids)-1].String() {
 		t.Errorf("after fetch: %s, want %s", tip, ids[len(ids)-1])
+	}
+
+	if err := st.SetHistoryConfig([]byte(`{"author":{"name":"Renamed","email":"new@example.com"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	ids = linearIDs(t, source.FromStore(st), testFolder)
+	packs.wait.Store(int64(firstPackWait))
+	before = blobGets.Load()
+	g.git(work, "clone", "-q", url, "c")
+	if n := blobGets.Load() - before; n != 0 {
+		t.Errorf("the clone that waited for the rebuilt pack downloaded %d blobs", n)
+	}
+	if got := strings.Fields(g.git(filepath.Join(work, "c"), "rev-list", "--reverse", "HEAD")); strings.Join(got, " ") != strings.Join(hashStrings(ids), " ") {
+		t.Errorf("the clone from the rebuilt pack has other commits than history.Linear")
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
@@ -159,14 +161,23 @@ func linkOrCopy(src, dst string) error {
 	return err
 }
 
+// firstPackWait is PackCache.wait.
+const firstPackWait = 60 * time.Second
+
 // PackCache keeps the packs `serve` hands out on GET …/pack.
 type PackCache struct {
 	root string
 	src  source.Source
 	log  *slog.Logger
 
+	// wait is how long a request for a folder without a pack waits for the
+	// build it starts: a first clone is faster downloading the pack than
+	// fetching every blob, unless the history is so long that the build
+	// would keep it waiting without a word.
+	wait atomic.Int64 // a time.Duration
+
 	mu       sync.Mutex
-	building map[store.FolderID]bool
+	building map[store.FolderID]chan struct{} // closed when built
 	wg       sync.WaitGroup
 	ctx      context.Context
 	stop     context.CancelFunc
@@ -179,7 +190,9 @@ func NewPackCache(root string, src source.Source, log *slog.Logger) *PackCache {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	return &PackCache{root: root, src: src, log: log, building: map[store.FolderID]bool{}, ctx: ctx, stop: stop}
+	c := &PackCache{root: root, src: src, log: log, building: map[store.FolderID]chan struct{}{}, ctx: ctx, stop: stop}
+	c.wait.Store(int64(firstPackWait))
+	return c
 }
 
 // Close stops the builds under way and waits for them.
@@ -192,15 +205,35 @@ func (c *PackCache) Close() {
 // them), the snapshot it ends at and that snapshot's commit, or nil files
 // when there is none made with the current history config. When there is
 // none, or it lags the folder by more than KeptPackLag snapshots, it starts
-// building one in the background.
+// building one in the background; when there is none it waits for that
+// build for up to a minute.
 func (c *PackCache) Open(ctx context.Context, f store.FolderID) (seq uint64, commit string, pack, idx *os.File, err error) {
+	seq, commit, pack, idx, built, err := c.open(ctx, f)
+	if built == nil {
+		return seq, commit, pack, idx, err
+	}
+	t := time.NewTimer(time.Duration(c.wait.Load()))
+	defer t.Stop()
+	select {
+	case <-built:
+		seq, commit, pack, idx, _, err = c.open(ctx, f)
+		return seq, commit, pack, idx, err
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return 0, "", nil, nil, nil
+}
+
+// open is Open without waiting: built is the build to wait for when there
+// is no pack.
+func (c *PackCache) open(ctx context.Context, f store.FolderID) (seq uint64, commit string, pack, idx *os.File, built <-chan struct{}, err error) {
 	cfg, err := c.src.HistoryConfig(ctx)
 	if err != nil {
-		return 0, "", nil, nil, err
+		return 0, "", nil, nil, nil, err
 	}
 	head, err := c.src.Folder(ctx, f)
 	if err != nil {
-		return 0, "", nil, nil, err
+		return 0, "", nil, nil, nil, err
 	}
 	key := configKey(cfg)
 	m, err := readKept(c.root, f)
@@ -212,31 +245,36 @@ func (c *PackCache) Open(ctx context.Context, f store.FolderID) (seq uint64, com
 		m = nil // another identity, or a rebuilt store
 	}
 	if head.LatestSeq > 0 && (m == nil || head.LatestSeq-m.Seq > KeptPackLag) {
-		c.build(f)
+		built = c.build(f)
 	}
 	if m == nil {
-		return 0, "", nil, nil, nil
+		return 0, "", nil, nil, built, nil
 	}
 	pp, ip := m.paths(c.root, f)
 	if pack, err = os.Open(pp); err != nil {
-		return 0, "", nil, nil, nil // replaced meanwhile: the client synthesizes
+		return 0, "", nil, nil, nil, nil // replaced meanwhile: the client synthesizes
 	}
 	if idx, err = os.Open(ip); err != nil {
 		pack.Close()
-		return 0, "", nil, nil, nil
+		return 0, "", nil, nil, nil, nil
 	}
-	return m.Seq, m.Commit, pack, idx, nil
+	return m.Seq, m.Commit, pack, idx, nil, nil
 }
 
 // build synthesizes folder f's whole history into a new kept pack, in the
-// background, unless that is under way.
-func (c *PackCache) build(f store.FolderID) {
+// background, unless that is under way; the channel is closed when it is
+// done (nil when the cache is closed).
+func (c *PackCache) build(f store.FolderID) <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.building[f] || c.ctx.Err() != nil {
-		return
+	if ch, ok := c.building[f]; ok {
+		return ch
 	}
-	c.building[f] = true
+	if c.ctx.Err() != nil {
+		return nil
+	}
+	ch := make(chan struct{})
+	c.building[f] = ch
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
@@ -244,11 +282,13 @@ func (c *PackCache) build(f store.FolderID) {
 			c.mu.Lock()
 			delete(c.building, f)
 			c.mu.Unlock()
+			close(ch)
 		}()
 		if err := c.buildNow(c.ctx, f); err != nil && c.ctx.Err() == nil {
 			c.log.Warn("building the kept pack of a folder failed; clones synthesize its history meanwhile", "folder", f, "err", err)
 		}
 	}()
+	return ch
 }
 
 func (c *PackCache) buildNow(ctx context.Context, f store.FolderID) error {

@@ -113,26 +113,41 @@ func parseHash(s string) (plumbing.Hash, error) {
 	return plumbing.NewHash(s), nil
 }
 
+// startBatch starts the `git cat-file --batch-check` hasObject uses, ahead
+// of its first use.
+func (r *localRepo) startBatch(ctx context.Context) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.startLocked(ctx) // an error is hasObject's to report
+}
+
+func (r *localRepo) startLocked(ctx context.Context) error {
+	if r.batch == nil {
+		c := r.git.cmd(context.WithoutCancel(ctx), "cat-file", "--batch-check=%(objectname)")
+		in, err := c.StdinPipe()
+		if err != nil {
+			return err
+		}
+		out, err := c.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		c.Stderr = os.Stderr
+		if err := c.Start(); err != nil {
+			return fmt.Errorf("git cat-file: %w", err)
+		}
+		r.batch, r.in, r.out = c, in, bufio.NewReader(out)
+	}
+	return nil
+}
+
 // hasObject reports whether the repository has object id (one line through
 // a long-running `git cat-file --batch-check`).
 func (r *localRepo) hasObject(ctx context.Context, id plumbing.Hash) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.batch == nil {
-		c := r.git.cmd(context.WithoutCancel(ctx), "cat-file", "--batch-check=%(objectname)")
-		in, err := c.StdinPipe()
-		if err != nil {
-			return false, err
-		}
-		out, err := c.StdoutPipe()
-		if err != nil {
-			return false, err
-		}
-		c.Stderr = os.Stderr
-		if err := c.Start(); err != nil {
-			return false, fmt.Errorf("git cat-file: %w", err)
-		}
-		r.batch, r.in, r.out = c, in, bufio.NewReader(out)
+	if err := r.startLocked(ctx); err != nil {
+		return false, err
 	}
 	if _, err := fmt.Fprintf(r.in, "%s\n", id); err != nil {
 		return false, fmt.Errorf("git cat-file: %w", err)

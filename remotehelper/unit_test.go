@@ -305,8 +305,10 @@ func TestRunInProcess(t *testing.T) {
 	ids = linearIDs(t, source.FromStore(st), testFolder)
 	st.Close()
 
-	tip, answer = session(false)
-	if tip != ids[len(ids)-1].String() || len(answer) != 1 || !strings.HasPrefix(answer[0], "lock ") {
+	// An incremental fetch is connected too: the pack has all that the
+	// base commit does not reach.
+	tip, answer = session(true)
+	if tip != ids[len(ids)-1].String() || len(answer) != 2 || !strings.HasPrefix(answer[0], "lock ") || answer[1] != "connectivity-ok" {
 		t.Fatalf("second fetch: tip %s (want %s), answer %q", tip, ids[len(ids)-1], answer)
 	}
 	git("update-ref", "refs/heads/main", tip)
@@ -314,4 +316,14 @@ func TestRunInProcess(t *testing.T) {
 	if n := strings.TrimSpace(git("rev-list", "--count", "main")); n != "175" {
 		t.Errorf("%s commits", n)
 	}
+	st = v.reopen(t, dir)
+	v.grow(t, 3)
+	ids = linearIDs(t, source.FromStore(st), testFolder)
+	st.Close()
+	tip, answer = session(false)
+	if tip != ids[len(ids)-1].String() || len(answer) != 1 || !strings.HasPrefix(answer[0], "lock ") {
+		t.Fatalf("third fetch, without check-connectivity: tip %s (want %s), answer %q", tip, ids[len(ids)-1], answer)
+	}
+	git("update-ref", "refs/heads/main", tip)
+	git("fsck", "--strict", "--no-dangling")
 }
