@@ -11,8 +11,9 @@ import (
 // until the next one arrives (a big file read in small pieces is loaded
 // once, not once per read).
 type lru[K comparable, V any] struct {
-	max    int64
-	sizeOf func(V) int64
+	max     int64
+	sizeOf  func(V) int64
+	onEvict func(V) // called for each value dropped (nil = nothing to do)
 
 	mu    sync.Mutex
 	size  int64
@@ -66,9 +67,26 @@ func (c *lru[K, V]) get(key K, load func() (V, error)) (V, error) {
 			old := c.ll.Remove(c.ll.Back()).(*lruItem[K, V])
 			delete(c.items, old.key)
 			c.size -= old.size
+			if c.onEvict != nil {
+				c.onEvict(old.val)
+			}
 		}
 	}
 	c.mu.Unlock()
 	close(call.done)
 	return call.val, call.err
+}
+
+// purge drops every value.
+func (c *lru[K, V]) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for el := c.ll.Front(); el != nil; el = el.Next() {
+		if c.onEvict != nil {
+			c.onEvict(el.Value.(*lruItem[K, V]).val)
+		}
+	}
+	c.ll.Init()
+	c.items = map[K]*list.Element{}
+	c.size = 0
 }

@@ -44,6 +44,13 @@
 // view changes. As root, the mount's readahead is raised to 1 MiB
 // (Options.ReadAheadKB) so big files cross in fewer, larger requests.
 //
+// Where the kernel offers FUSE passthrough (Linux 6.9+) and the mount runs
+// as root, OPEN is answered instead (no_open is for a whole mount): a file
+// of 1 MiB or more is decoded once into a memory file (memfd, in a cache of
+// its own bounded by Options.CacheSize) that the kernel then reads itself,
+// as go-fuse's loopback file system does with real files; smaller files
+// keep their page cache across opens (FOPEN_KEEP_CACHE).
+//
 // Source errors while mounted (server down, data dir gone) do not take the
 // mount down: it keeps serving the tree and content it has, reads of content
 // it has never fetched fail with EIO, and the problem and its recovery are

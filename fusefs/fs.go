@@ -48,7 +48,9 @@ type Options struct {
 	// polling (call Refresh).
 	PollInterval time.Duration
 	// CacheSize bounds the file content kept in memory, in bytes (whole
-	// files, least recently used first out).
+	// files, least recently used first out). Where the kernel reads large
+	// files itself (FUSE passthrough, as root), those are kept in memory
+	// files bounded by CacheSize of their own.
 	CacheSize int64
 	// ReadAheadKB is the kernel readahead for the mount, in KiB, set
 	// through /sys/class/bdi when running as root (the kernel's default is
@@ -108,8 +110,9 @@ type FS struct {
 	uid, gid   uint32
 	mountpoint string
 
-	blobs *lru[store.BlobID, []byte]
-	trees *lru[uint64, *tree]
+	blobs    *lru[store.BlobID, []byte]
+	memBlobs *lru[store.BlobID, *memBlob]
+	trees    *lru[uint64, *tree]
 
 	mu   sync.RWMutex
 	live *tree // nil before the first snapshot
@@ -124,12 +127,15 @@ type FS struct {
 	// What the kernel supports (from INIT): answering OPEN / OPENDIR with
 	// ENOSYS, see noOpendir.
 	noOpen, noOpendir atomic.Bool
-	ctx               context.Context // until Unmount: polling and content loads
-	cancel            context.CancelFunc
-	done              chan struct{}
-	pollDone          chan struct{}
-	unmount           sync.Once
-	unmountEr         error
+	// FUSE passthrough is offered and allowed (root): large files are
+	// opened on memory files the kernel reads itself (see memFile).
+	passthrough atomic.Bool
+	ctx         context.Context // until Unmount: polling and content loads
+	cancel      context.CancelFunc
+	done        chan struct{}
+	pollDone    chan struct{}
+	unmount     sync.Once
+	unmountEr   error
 
 	refreshMu sync.Mutex
 	renotify  []notice // sent once more on the next poll (see notify)
@@ -268,9 +274,11 @@ func newFS(src source.Source, f store.FolderID, o Options) *FS {
 		uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
 		blobs:    newLRU[store.BlobID](o.CacheSize, func(b []byte) int64 { return int64(len(b)) }),
 		trees:    newLRU[uint64](1<<18, func(t *tree) int64 { return int64(t.files + len(t.dirs)) }),
+		memBlobs: newLRU[store.BlobID](o.CacheSize, func(m *memBlob) int64 { return m.size }),
 		done:     make(chan struct{}),
 		pollDone: make(chan struct{}),
 	}
+	fsys.memBlobs.onEvict = (*memBlob).close
 	fsys.errLog.log = fsys.log
 	fsys.ctx, fsys.cancel = context.WithCancel(context.Background())
 	fsys.root = &liveDir{node: node{fsys: fsys}}
@@ -306,6 +314,11 @@ func (f *FS) fuseOptions() *fs.Options {
 			// Large requests: fewer round trips for big files.
 			MaxWrite:     1 << 20,
 			MaxReadAhead: 1 << 20,
+			// Reads answer bytes from memory, never a file descriptor:
+			// without this go-fuse first tries a splice for every read
+			// (a pipe, an fcntl and a write of the header into it) and
+			// only then falls back to writing the bytes.
+			DisableSplice: true,
 			// As root, mount(2) directly (no fusermount needed); go-fuse
 			// falls back to fusermount when that fails.
 			DirectMount:   os.Geteuid() == 0,
@@ -373,6 +386,7 @@ func (f *FS) Unmount() error {
 		case <-f.done:
 		case <-time.After(5 * time.Second):
 		}
+		f.memBlobs.purge()
 	})
 	return f.unmountEr
 }

@@ -524,9 +524,23 @@ func (n *fileNode) Getattr(_ context.Context, _ fs.FileHandle, out *fuse.AttrOut
 // that never changes. Reads arrive without a file handle. (Kernels without
 // no_open get FOPEN_KEEP_CACHE, to the same effect at one round trip per
 // open.)
+//
+// Where the kernel offers FUSE passthrough (and this process may use it:
+// root), opens are answered instead, since no_open would be for the whole
+// mount: files of passthroughMin or more are opened on a memory file the
+// kernel reads itself (memFile), smaller ones with FOPEN_KEEP_CACHE.
 func (n *fileNode) Open(_ context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&(syscall.O_TRUNC|syscall.O_APPEND|syscall.O_CREAT) != 0 {
 		return nil, 0, syscall.EROFS
+	}
+	if n.fsys.passthrough.Load() {
+		if n.f.size >= passthroughMin {
+			if h, err := n.fsys.openMem(n.f); err == nil {
+				return h, 0, 0
+			}
+			// Reads go through Read, which reports the error.
+		}
+		return nil, fuse.FOPEN_KEEP_CACHE, 0
 	}
 	if !n.fsys.noOpen.Load() {
 		return nil, fuse.FOPEN_KEEP_CACHE, 0 // a kernel without no_open support

@@ -1,6 +1,7 @@
 package fusefs
 
 import (
+	"os"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -16,7 +17,8 @@ import (
 // sent when a snapshot lands (FS.notices).
 //
 // It also records whether the kernel supports no_open, which fileNode.Open
-// relies on in the same way. Older kernels get ordinary opens.
+// relies on in the same way (older kernels get ordinary opens), and FUSE
+// passthrough (see memFile).
 type noOpendir struct {
 	fuse.RawFileSystem
 	fsys *FS
@@ -26,6 +28,8 @@ func (w noOpendir) Init(s *fuse.Server) {
 	flags := s.KernelSettings().Flags64()
 	w.fsys.noOpen.Store(flags&fuse.CAP_NO_OPEN_SUPPORT != 0)
 	w.fsys.noOpendir.Store(flags&fuse.CAP_NO_OPENDIR_SUPPORT != 0)
+	// Registering backing files needs CAP_SYS_ADMIN.
+	w.fsys.passthrough.Store(flags&fuse.CAP_PASSTHROUGH != 0 && os.Geteuid() == 0)
 	w.RawFileSystem.Init(s)
 }
 
