@@ -148,6 +148,21 @@ func TestRestoreNeedsWriteTokenAndCSRF(t *testing.T) {
 	if code != 200 || len(e.restores) != 2 || e.restores[1].DryRun || e.restores[1].Seq != seq || fmt.Sprint(e.restores[1].Paths) != "[a.md]" {
 		t.Fatalf("restore: %d %+v\n%s", code, e.restores, done)
 	}
+
+	// A whole snapshot: the snapshot page's link, a preview and a POST
+	// without paths.
+	_, snapPage, _ := e.get(w, fmt.Sprintf("%ss/%d/", folderURL(), seq))
+	if !strings.Contains(snapPage, fmt.Sprintf(`href="%s?seq=%d">Restore this snapshot`, restoreURL, seq)) {
+		t.Fatal("the snapshot page has no restore link")
+	}
+	code, preview, _ = e.get(w, fmt.Sprintf("%s?seq=%d", restoreURL, seq))
+	if code != 200 || !strings.Contains(preview, "Every file of") || len(e.restores[2].Paths) != 0 || !e.restores[2].DryRun {
+		t.Fatalf("whole-snapshot preview: %d %+v", code, e.restores)
+	}
+	form = url.Values{"csrf": {csrfOf(t, preview)}, "seq": {fmt.Sprint(seq)}, "path": {""}}
+	if code, _ := e.post(w, restoreURL, form, nil); code != 200 || len(e.restores) != 4 || len(e.restores[3].Paths) != 0 || e.restores[3].DryRun {
+		t.Fatalf("whole-snapshot restore: %d %+v", code, e.restores)
+	}
 }
 
 // TestHostileContent: markdown and file names written by someone else
