@@ -483,6 +483,9 @@ type version struct {
 	// as snapshot and path; PrevAt 0 = none.
 	PrevAt   uint64
 	PrevPath string
+	// Made once in Go rather than by the template, row by row, for long
+	// histories.
+	Ref, SnapURL, FileURL, DiffURL string
 }
 
 // Pickable: the version has content of its own to view and compare (a
@@ -581,6 +584,16 @@ func (u *ui) historyPage(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	d := historyData{Path: p, Seq: upTo, Versions: fileHistory(infos, p, upTo, u.people(ctx))}
 	d.PickA, d.PickB = defaultPicks(d.Versions)
+	for i := range d.Versions {
+		v := &d.Versions[i]
+		v.SnapURL = f.Snap(v.Seq)
+		if v.At != 0 {
+			v.Ref, v.FileURL = versionRef{v.At, v.Path}.String(), f.File(v.At, v.Path)
+		}
+		if v.Pickable() && v.PrevAt != 0 {
+			v.DiffURL = f.Diff(v.PrevAt, v.PrevPath, v.At, v.Path)
+		}
+	}
 	if len(d.Versions) == 0 {
 		u.fail(w, r, s, http.StatusNotFound, fmt.Sprintf("No snapshot up to %d changed %q.", upTo, p), nil)
 		return
