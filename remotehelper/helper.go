@@ -58,17 +58,17 @@ type helper struct {
 	dryRun            bool // git push --dry-run
 
 	// What list found, for fetch and push.
-	src      source.Source
-	tip      plumbing.Hash
-	tipSeq   uint64 // the snapshot tip stands for (0: none)
-	listed   bool
-	pack     *packWriter // objects to hand over at fetch; nil when none
-	complete bool        // the pack alone holds the whole history
-	oldRef   plumbing.Hash
-	kept     *installedPack // the kept pack the history starts from
-	cfgKey   string         // configKey of the history config
-	stats    string
-	closing  []chan struct{} // sources being closed
+	src     source.Source
+	tip     plumbing.Hash
+	tipSeq  uint64 // the snapshot tip stands for (0: none)
+	listed  bool
+	pack    *packWriter // objects to hand over at fetch; nil when none
+	whole   bool        // the pack alone holds the whole history
+	oldRef  plumbing.Hash
+	kept    *installedPack // the kept pack the history starts from
+	cfgKey  string         // configKey of the history config
+	stats   string
+	closing []chan struct{} // sources being closed
 }
 
 // Run speaks the remote helper protocol (gitremote-helpers(7)) on cfg's
@@ -208,7 +208,7 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		h.pack.abort()
 		h.pack = nil
 	}
-	h.tip, h.tipSeq, h.oldRef, h.complete, h.stats = plumbing.ZeroHash, 0, plumbing.ZeroHash, false, ""
+	h.tip, h.tipSeq, h.oldRef, h.whole, h.stats = plumbing.ZeroHash, 0, plumbing.ZeroHash, false, ""
 	if h.kept != nil {
 		h.kept.remove()
 		h.kept = nil
@@ -330,11 +330,7 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 		if base != nil && h.kept == nil {
 			h.oldRef = base.commit
 		}
-		// The pack holds everything the new commits reach that the
-		// repository lacks: what the base commit reaches is there (a ref
-		// points at it), every other tree and blob is in the pack. So git
-		// need not walk the new objects to check.
-		h.tip, h.tipSeq, h.complete = res.tip, res.seq, true
+		h.tip, h.tipSeq, h.whole = res.tip, res.seq, base == nil
 		h.stats = fmt.Sprintf("%d new snapshots, %d blobs, %d objects in %.2fs", res.commits, res.blobs, h.packCount(), time.Since(start).Seconds())
 		break
 	}
@@ -407,7 +403,7 @@ func (h *helper) fetch(ctx context.Context, cmds []string) error {
 	if h.verbosity > 1 && h.stats != "" {
 		fmt.Fprintf(h.cfg.Stderr, "relay: %s\n", h.stats)
 	}
-	if keep != "" && h.target.DataDir != "" && h.complete && h.kept == nil {
+	if keep != "" && h.target.DataDir != "" && h.whole {
 		// The whole history, synthesized: kept in the data dir for the
 		// next clone (a hard link; nothing lost if it fails).
 		m := keptMeta{Seq: h.tipSeq, Commit: h.tip.String(), Config: h.cfgKey}
@@ -418,7 +414,11 @@ func (h *helper) fetch(ctx context.Context, cmds []string) error {
 	if keep != "" {
 		h.printf("lock %s\n", keep)
 	}
-	if (keep != "" || h.kept != nil) && h.checkConnectivity && h.complete {
+	// The pack holds everything the new commits reach that the repository
+	// lacks: what the base commit reaches (the kept pack, or a ref points
+	// at it) is there, every other tree and blob is in the pack. So git
+	// need not walk the new objects to check.
+	if (keep != "" || h.kept != nil) && h.checkConnectivity {
 		h.printf("connectivity-ok\n")
 	}
 	h.kept = nil // fetched: stays

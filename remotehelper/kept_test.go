@@ -79,6 +79,11 @@ func TestKeptPackDataDir(t *testing.T) {
 	if tip := revParse(g, b, "origin/main"); tip != ids[len(ids)-1].String() {
 		t.Errorf("after fetch: %s, want %s", tip, ids[len(ids)-1])
 	}
+	// Only a whole history is kept: not a clone's part after the kept
+	// pack, nor a fetch's.
+	if m2, err := readKept(root, testFolder); err != nil || m2 == nil || *m2 != *m {
+		t.Errorf("kept pack after a clone from it and a fetch: %+v, %v; want %+v", m2, err, m)
+	}
 
 	// Another identity: the kept pack's commits are not the folder's.
 	st = v.reopen(t, dir)
