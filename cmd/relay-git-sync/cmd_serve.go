@@ -62,7 +62,9 @@ the Relay Server as "Authorization: Bearer <secret>") or to a Standard
 Webhooks "whsec_" signing secret. See 'relay-git-sync webhook keygen'.
 
 The read API (/api/v1, used by git-remote-relay and the mount) needs
-RELAY_GIT_API_TOKEN; /metrics serves Prometheus metrics, /docs the API docs.
+RELAY_GIT_API_TOKEN; /ui/ is a history browser for the same token (and the
+write token, which may restore); /metrics serves Prometheus metrics, /docs
+the API docs.
 
 Writing into Relay ('relay-git-sync restore --server' and
 'git push relay::…', through POST /api/v1/folders/R/F/restore and …/changes)
