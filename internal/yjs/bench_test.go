@@ -28,20 +28,27 @@ import (
 //	             counted (GC workers too): the steadiest on a busy machine,
 //	             where wall time is mostly time spent waiting for a core
 //	yjs-ms/op    median yjs time
-//	go-peak-B    bytes the Go heap grows by while decoding and reading, with
-//	             the GC held off (so every allocation counts: an upper bound)
+//	go-peak-B    bytes the Go heap grows by per document while 5 are decoded
+//	             and read, with the GC held off (every allocation counts)
 //	yjs-peak-B   node's heapUsed growth over the same, no scavenge running
-//	go-live-B    Go heap held by the decoded document after a full GC
-//	yjs-live-B   node's heapUsed held by the document after a full GC
+//	go-live-B    Go heap held per decoded document after a full GC
+//	yjs-live-B   node's heapUsed held per document after a full GC
 
-// yjsBench runs bench.mjs --serve twice: timing runs in a node with its
-// default settings, heap measurements in one whose young generation is
-// large enough (256 MB) that no scavenge runs while one update is applied,
-// so that heapUsed growth is node's peak, comparable with go-peak-B.
-type yjsBench struct{ timing, heap *yjsServer }
+// yjsBench runs bench.mjs --serve: timing runs in one node with its
+// default settings for the whole benchmark; each update's heap is measured
+// once, in a fresh node (nothing left from other updates to be freed in its
+// GCs) whose young generation is large enough (256 MB) that no scavenge
+// runs while the documents are built, so that heapUsed growth is node's
+// peak, comparable with go-peak-B.
+type yjsBench struct {
+	timing *yjsServer
+	heaps  map[string]heapFigures
+}
+
+type heapFigures struct{ goPeak, goLive, jsPeak, jsLive float64 }
 
 func startYjsBench(b *testing.B) *yjsBench {
-	return &yjsBench{timing: startYjsServer(b), heap: startYjsServer(b, "--max-semi-space-size=256")}
+	return &yjsBench{timing: startYjsServer(b), heaps: map[string]heapFigures{}}
 }
 
 type yjsServer struct {
@@ -65,14 +72,13 @@ func startYjsServer(b *testing.B, nodeFlags ...string) *yjsServer {
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("starting node bench.mjs --serve: %v", err)
 	}
-	y := &yjsServer{in: in, out: bufio.NewReader(out)}
 	b.Cleanup(func() {
 		in.Close()
 		if err := cmd.Wait(); err != nil {
 			b.Errorf("node bench.mjs --serve: %v", err)
 		}
 	})
-	return y
+	return &yjsServer{in: in, out: bufio.NewReader(out)}
 }
 
 type benchRoot [2]string // name, kind as bench.mjs reads it: text, map, array
@@ -171,34 +177,40 @@ func benchDecode(b *testing.B, y *yjsBench, file string, roots []benchRoot) {
 	}
 	b.ReportMetric(median(jsNs)/1e6, "yjs-ms/op")
 
-	peak, live := goHeap(run)
-	b.ReportMetric(peak, "go-peak-B")
-	b.ReportMetric(live, "go-live-B")
-	js := y.heap.ask(b, map[string]any{"file": file, "roots": roots, "heap": true})
-	b.ReportMetric(js.Peak, "yjs-peak-B")
-	b.ReportMetric(js.Live, "yjs-live-B")
+	h, ok := y.heaps[file]
+	if !ok {
+		h.goPeak, h.goLive = goHeap(run)
+		node := startYjsServer(b, "--max-semi-space-size=256")
+		js := node.ask(b, map[string]any{"file": file, "roots": roots, "heap": true})
+		h.jsPeak, h.jsLive = js.Peak, js.Live
+		y.heaps[file] = h
+	}
+	b.ReportMetric(h.goPeak, "go-peak-B")
+	b.ReportMetric(h.goLive, "go-live-B")
+	b.ReportMetric(h.jsPeak, "yjs-peak-B")
+	b.ReportMetric(h.jsLive, "yjs-live-B")
 }
 
-// goHeap returns how much the heap grows while run decodes (the GC held
-// off, so nothing allocated is freed: the high-water mark) and how much of
-// it the document keeps after a full GC. Medians of 5.
+// goHeap returns, per document, how much the heap grows while run decodes
+// 5 documents (the GC held off, so nothing allocated is freed: the
+// high-water mark) and how much of it the documents keep after a full GC,
+// as bench.mjs measures node's.
 func goHeap(run func() *Doc) (peak, live float64) {
-	var peaks, lives []float64
+	const k = 5
 	var m0, m1, m2 runtime.MemStats
-	for range 5 {
-		runtime.GC()
-		runtime.ReadMemStats(&m0)
-		old := debug.SetGCPercent(-1)
-		d := run()
-		runtime.ReadMemStats(&m1)
-		debug.SetGCPercent(old)
-		runtime.GC()
-		runtime.ReadMemStats(&m2)
-		runtime.KeepAlive(d)
-		peaks = append(peaks, float64(m1.HeapAlloc)-float64(m0.HeapAlloc))
-		lives = append(lives, float64(m2.HeapAlloc)-float64(m0.HeapAlloc))
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	old := debug.SetGCPercent(-1)
+	docs := make([]*Doc, 0, k)
+	for range k {
+		docs = append(docs, run())
 	}
-	return median(peaks), median(lives)
+	runtime.ReadMemStats(&m1)
+	debug.SetGCPercent(old)
+	runtime.GC()
+	runtime.ReadMemStats(&m2)
+	runtime.KeepAlive(docs)
+	return (float64(m1.HeapAlloc) - float64(m0.HeapAlloc)) / k, (float64(m2.HeapAlloc) - float64(m0.HeapAlloc)) / k
 }
 
 func median(xs []float64) float64 {

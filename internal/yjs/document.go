@@ -71,8 +71,10 @@ type Type struct {
 	length uint64
 }
 
+// newType returns a type with no entries; its map is made by the first
+// keyed item (most types are sequences, and maps are read nil-safe).
 func newType(d *Doc, k Kind, name string) *Type {
-	return &Type{doc: d, kind: k, name: name, m: map[string]*item{}}
+	return &Type{doc: d, kind: k, name: name}
 }
 
 // Doc is a Yjs document: the integrated structs of every client, the
@@ -96,6 +98,9 @@ type Doc struct {
 	// inLocal is set), for EncodeLocalChanges.
 	localDeletes deleteSet
 	inLocal      bool
+
+	// conflicting and before are integrate's scratch sets (conflictSets).
+	conflicting, before map[*item]struct{}
 }
 
 // NewDoc returns an empty document with client id 1 and GC on.

@@ -130,7 +130,7 @@ func (d *Doc) integrate(it *item, offset uint64) error {
 		var conflicting, before map[*item]struct{}
 		for o != nil && o != it.right {
 			if before == nil {
-				conflicting, before = map[*item]struct{}{}, map[*item]struct{}{}
+				conflicting, before = d.conflictSets()
 			}
 			before[o] = struct{}{}
 			conflicting[o] = struct{}{}
@@ -172,6 +172,9 @@ func (d *Doc) integrate(it *item, offset uint64) error {
 	if it.right != nil {
 		it.right.left = it
 	} else if it.hasParentSub {
+		if p.m == nil {
+			p.m = map[string]*item{}
+		}
 		p.m[it.parentSub] = it
 		if it.left != nil {
 			d.deleteItem(it.left)
@@ -193,6 +196,19 @@ func (d *Doc) integrate(it *item, offset uint64) error {
 		d.deleteItem(it)
 	}
 	return nil
+}
+
+// conflictSets returns the two empty sets integrate needs, made once per
+// document: concurrent edits make conflicts at nearly every item.
+func (d *Doc) conflictSets() (conflicting, before map[*item]struct{}) {
+	// clear costs the map's capacity: after a large conflict, start over
+	// rather than pay for its size at every small one.
+	if len(d.before) > 256 || d.before == nil {
+		d.conflicting, d.before = map[*item]struct{}{}, map[*item]struct{}{}
+	}
+	clear(d.conflicting)
+	clear(d.before)
+	return d.conflicting, d.before
 }
 
 func inSet(set map[*item]struct{}, it *item) bool {

@@ -3,6 +3,7 @@ package yjs
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -132,6 +133,8 @@ func (d *Doc) readStructs(r *reader) (map[uint64]*clientRefs, error) {
 type contentSlab struct {
 	strs []contentString
 	dels []contentDeleted
+	anys []contentAny
+	vals []any
 }
 
 // slabChunk is the most contents of a kind one chunk holds.
@@ -153,6 +156,22 @@ func (s *contentSlab) del(n uint64, left int) *contentDeleted {
 	}
 	s.dels = append(s.dels, contentDeleted{n})
 	return &s.dels[len(s.dels)-1]
+}
+
+// any returns a new Any content of n values, to be filled.
+func (s *contentSlab) any(n, left int) *contentAny {
+	if len(s.anys) == cap(s.anys) {
+		s.anys = make([]contentAny, 0, min(left, slabChunk))
+	}
+	if n > cap(s.vals)-len(s.vals) {
+		s.vals = make([]any, 0, max(n, min(left, slabChunk)))
+	}
+	start := len(s.vals)
+	s.vals = s.vals[:start+n]
+	// Capped, so that appending to one content's values (tryMerge) moves
+	// them rather than overwriting the next content's.
+	s.anys = append(s.anys, contentAny{s.vals[start : start+n : start+n]})
+	return &s.anys[len(s.anys)-1]
 }
 
 func (d *Doc) readStruct(r *reader, it *item, slab *contentSlab, left int) error {
@@ -221,6 +240,19 @@ func (d *Doc) readStruct(r *reader, it *item, slab *contentSlab, left int) error
 		n, err := r.varUint()
 		it.content, it.length = slab.del(n, left), n
 		return err
+	case refAny:
+		n, err := r.count(1)
+		if err != nil {
+			return err
+		}
+		c := slab.any(n, left)
+		for i := range c.vals {
+			if c.vals[i], err = r.any(0); err != nil {
+				return err
+			}
+		}
+		it.content, it.length = c, uint64(n)
+		return nil
 	}
 	it.content, it.length, err = d.readContent(r, info&0x1f)
 	return err
@@ -235,11 +267,9 @@ func readID(r *reader) (ID, error) {
 	return ID{client, clock}, err
 }
 
+// readContent reads the contents readStruct leaves to it: the rarer kinds.
 func (d *Doc) readContent(r *reader, ref byte) (content, uint64, error) {
 	switch ref {
-	case refDeleted:
-		n, err := r.varUint()
-		return &contentDeleted{n}, n, err
 	case refJSON:
 		n, err := r.count(1)
 		if err != nil {
@@ -263,13 +293,6 @@ func (d *Doc) readContent(r *reader, ref byte) (content, uint64, error) {
 	case refBinary:
 		b, err := r.bytes()
 		return &contentBinary{append([]byte(nil), b...)}, 1, err
-	case refString:
-		s, err := r.string()
-		if err != nil {
-			return nil, 0, err
-		}
-		c := newContentString(s)
-		return c, c.utf16n, nil
 	case refEmbed:
 		s, err := r.string()
 		if err != nil {
@@ -304,18 +327,6 @@ func (d *Doc) readContent(r *reader, ref byte) (content, uint64, error) {
 			}
 		}
 		return &contentType{t}, 1, nil
-	case refAny:
-		n, err := r.count(1)
-		if err != nil {
-			return nil, 0, err
-		}
-		vals := make([]any, n)
-		for i := range vals {
-			if vals[i], err = r.any(0); err != nil {
-				return nil, 0, err
-			}
-		}
-		return &contentAny{vals}, uint64(n), nil
 	case refDoc:
 		guid, err := r.string()
 		if err != nil {
@@ -350,6 +361,7 @@ func readDeleteSet(r *reader) (deleteSet, error) {
 		if err != nil {
 			return nil, err
 		}
+		ranges := slices.Grow(ds[client], n)
 		for range n {
 			clock, err := r.varUint()
 			if err != nil {
@@ -362,7 +374,10 @@ func readDeleteSet(r *reader) (deleteSet, error) {
 			if clock+length > maxSafeInteger {
 				return nil, fmt.Errorf("delete range %d:%d+%d exceeds 2^53", client, clock, length)
 			}
-			ds.add(client, clock, length)
+			ranges = append(ranges, deleteRange{clock, length})
+		}
+		if len(ranges) > 0 {
+			ds[client] = ranges
 		}
 	}
 	return ds, nil
