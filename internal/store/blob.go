@@ -198,7 +198,7 @@ func (s *Store) encodeBlob(data []byte, base BlobID) ([]byte, error) {
 // smaller (already compressed files, tiny blobs).
 func (s *Store) encodeFull(data []byte) []byte {
 	r := blobRec{format: blobRaw, size: uint64(len(data)), payload: data}
-	if len(data) >= 32 {
+	if len(data) >= 32 && s.worthCompressing(data) {
 		if z := s.z.compress(data); len(z) < len(data) {
 			r.format, r.payload = blobZstd, z
 		}
@@ -207,6 +207,22 @@ func (s *Store) encodeFull(data []byte) []byte {
 	r.appendHeader(e)
 	e.raw(r.payload)
 	return e.b
+}
+
+// compressSample is how much of a large blob worthCompressing tries.
+const compressSample = 1 << 20
+
+// worthCompressing reports whether compressing data whole may pay. For a
+// blob over maxDeltaInput (an attachment: often an image, a PDF or an
+// archive, already compressed) its first compressSample bytes are tried
+// first: compressing hundreds of MB of random-looking bytes costs seconds
+// and several times their size in memory, only to be thrown away.
+func (s *Store) worthCompressing(data []byte) bool {
+	if len(data) <= maxDeltaInput {
+		return true
+	}
+	sample := data[:compressSample]
+	return len(s.z.compress(sample)) < len(sample)-len(sample)/16
 }
 
 // makeDelta fills r's prefix, suffix, mode and payload: the bytes data

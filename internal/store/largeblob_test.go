@@ -99,3 +99,41 @@ func BenchmarkLargeBlob(b *testing.B) {
 		})
 	}
 }
+
+// Storing a large blob that does not compress (an image, an archive) does
+// not compress it whole to find out: a sample decides. One that does
+// compress still is.
+func TestLargeIncompressibleBlobIsNotCompressedWhole(t *testing.T) {
+	s := openDisk(t, t.TempDir(), Options{})
+	defer s.Close()
+	const n = 16 << 20
+	data := randomBlob(n)
+	var id BlobID
+	var err error
+	alloc := allocated(func() {
+		if id, err = s.PutBlob(data, BlobID{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if alloc > 3*n {
+		t.Errorf("PutBlob of %d MiB of random bytes allocated %.1f MiB, want under %d MiB", n>>20, float64(alloc)/(1<<20), 3*n>>20)
+	}
+	if r, err := s.blobHeader(id); err != nil || r.format != blobRaw {
+		t.Errorf("random bytes stored as format %d (%v), want raw", r.format, err)
+	}
+	if got, err := s.Blob(id); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("Blob: %d bytes, %v", len(got), err)
+	}
+
+	text := textOf(rand.New(rand.NewPCG(5, 6)), n)
+	tid, err := s.PutBlob(text, BlobID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.blobHeader(tid); err != nil || r.format != blobZstd {
+		t.Errorf("%d MiB of text stored as format %d (%v), want zstd", n>>20, r.format, err)
+	}
+	if got, err := s.Blob(tid); err != nil || !bytes.Equal(got, text) {
+		t.Fatalf("Blob of the text: %d bytes, %v", len(got), err)
+	}
+}
