@@ -295,6 +295,9 @@ func benchVsLoopback(b *testing.B, shape string) {
 	if fx.first > 0 {
 		b.ReportMetric(fx.first, "first-MB/s")
 	}
+	if fx.unit == "entries/s" {
+		b.ReportMetric(fx.bytes, "lines")
+	}
 }
 
 func median(d []time.Duration) time.Duration {
