@@ -73,13 +73,13 @@ func dropCaches() error {
 }
 
 type benchFixture struct {
-	fsys           *FS
-	loop           *fuse.Server
-	loopRoot       gofs.InodeEmbedder
-	dir            string
-	mnt, loopMnt   string // the roots read or listed on each side
-	bytes, first   float64
-	unit, rateUnit string
+	fsys         *FS
+	loop         *fuse.Server
+	loopRoot     gofs.InodeEmbedder
+	dir          string
+	mnt, loopMnt string // the roots read or listed on each side
+	bytes, first float64
+	unit         string
 }
 
 var benchFixtures = map[string]*benchFixture{}
