@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"path"
 	"strings"
 	"unicode/utf8"
@@ -128,20 +127,9 @@ func (c *Client) WriteChanges(ctx context.Context, f store.FolderID, req Changes
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	hreq.Header.Set("Content-Type", "application/json")
-	if c.token != "" {
-		hreq.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	hreq.Header.Set("User-Agent", c.userAgent)
-	resp, err := c.hc.Do(hreq)
+	resp, err := c.send(ctx, hreq, what)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s: %w", what, ctxErr)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%s: %w: cannot reach %s (is `relay-git-sync serve` running there?): %v", what, ErrUnreachable, c.base, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {

@@ -365,24 +365,9 @@ func (c *Client) get(ctx context.Context, path, what string) (*http.Response, er
 // do sends req with the token and turns every answer but 200 into an
 // error that says what to do.
 func (c *Client) do(ctx context.Context, req *http.Request, what string) (*http.Response, error) {
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("User-Agent", c.userAgent)
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(ctx, req, what)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s: %w", what, ctxErr)
-		}
-		var re *redirectError
-		if errors.As(err, &re) {
-			return nil, fmt.Errorf("reading %s: %w", what, re)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without net/http's `Get "URL":` (the URL is said already)
-		}
-		return nil, fmt.Errorf("%w: cannot reach %s (is `relay-git-sync serve` running at %s?): %v", ErrUnreachable, c.base, c.base, err)
+		return nil, err
 	}
 	if resp.StatusCode == http.StatusOK {
 		return resp, nil
@@ -408,6 +393,31 @@ func (c *Client) do(ctx context.Context, req *http.Request, what string) (*http.
 		return nil, fmt.Errorf("%s: %w on %s", what, store.ErrNotFound, c.base)
 	}
 	return nil, fmt.Errorf("%s: %s answered %s: %s", what, c.base, resp.Status, msg)
+}
+
+// send sends req with the token and the user agent; an error is one of
+// the transport (unreachable, a refused redirect), any answer a response.
+func (c *Client) send(ctx context.Context, req *http.Request, what string) (*http.Response, error) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("%s: %w", what, ctxErr)
+		}
+		var re *redirectError
+		if errors.As(err, &re) {
+			return nil, fmt.Errorf("%s: %w", what, re)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without net/http's `Get "URL":` (the URL is said already)
+		}
+		return nil, fmt.Errorf("%w: cannot reach %s (is `relay-git-sync serve` running at %s?): %v", ErrUnreachable, c.base, c.base, err)
+	}
+	return resp, nil
 }
 
 // errorMessage extracts {"error": "…"} from an error answer, or a short

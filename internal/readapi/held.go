@@ -3,10 +3,8 @@ package readapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -74,20 +72,9 @@ func (c *Client) heldAction(ctx context.Context, f store.FolderID, action string
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("User-Agent", c.userAgent)
-	resp, err := c.hc.Do(req)
+	resp, err := c.send(ctx, req, what)
 	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return nil, fmt.Errorf("%s: %w", what, ctxErr)
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("%w: cannot reach %s (is `relay-git-sync serve` running at %s?): %v", ErrUnreachable, c.base, c.base, err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	switch resp.StatusCode {
