@@ -1,10 +1,8 @@
 package remotehelper
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -20,45 +18,10 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
-	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
+	"github.com/relay-git-sync/relay-git-sync/internal/yjsoracle"
 )
 
 const e2eWriteToken = "e2e-write-token-9876543210"
-
-// yjsText reads a document's text root as the real yjs does, from the
-// state the fake Relay Server holds (every update Go wrote included).
-func yjsText(t *testing.T, srv *relaytest.Server, relayID, docID, root string) string {
-	t.Helper()
-	dir := testreq.YjsOracle(t)
-	state, err := srv.DocUpdate(relayID, docID)
-	if err != nil {
-		t.Fatalf("document %s: %v", docID, err)
-	}
-	tmp := t.TempDir()
-	up := filepath.Join(tmp, "state")
-	writeFile(t, up, string(state))
-	jobs, _ := json.Marshal([]any{map[string]any{"steps": []map[string]any{
-		{"op": "new", "doc": "d"},
-		{"op": "apply", "doc": "d", "file": up},
-		{"op": "text", "doc": "d", "root": root, "name": "t"},
-	}}})
-	in := filepath.Join(tmp, "jobs.json")
-	writeFile(t, in, string(jobs))
-	var stderr bytes.Buffer
-	cmd := exec.Command("node", filepath.Join(dir, "steps.mjs"), in)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("yjs could not read document %s: %v\n%s", docID, err, stderr.String())
-	}
-	var res []struct {
-		Out map[string]string `json:"out"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		t.Fatal(err)
-	}
-	return res[0].Out["t"]
-}
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
@@ -188,7 +151,7 @@ func TestPushThroughServe(t *testing.T) {
 	}
 
 	// What the plugin would have.
-	if got := yjsText(t, relay, folder.RelayID(), planID, "contents"); got != planText {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), planID, "contents"); got != planText {
 		t.Errorf("yjs reads notes/plan.md as %q, want %q", got, planText)
 	}
 	if id := folder.EntryID("/new/place/name.md"); id != movedID {
@@ -207,17 +170,17 @@ func TestPushThroughServe(t *testing.T) {
 	if typ := entryField(folder, "/fresh/dir/new.md", "type"); typ != "markdown" {
 		t.Errorf("the new note has type %q", typ)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), folder.EntryID("/fresh/dir/new.md"), "contents"); got != newText {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), folder.EntryID("/fresh/dir/new.md"), "contents"); got != newText {
 		t.Errorf("yjs reads the new note as %q", got)
 	}
 	sum := sha256.Sum256(png)
 	if h, typ := entryField(folder, "/img/new.png", "hash"), entryField(folder, "/img/new.png", "type"); h != hex.EncodeToString(sum[:]) || typ != "image" {
 		t.Errorf("img/new.png entry: hash %s type %q", h, typ)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), conID, "contents"); got != "edited under its safe name\n" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), conID, "contents"); got != "edited under its safe name\n" {
 		t.Errorf("yjs reads CON.md as %q", got)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), canvasID, "n1"); got != "card text, pushed" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), canvasID, "n1"); got != "card text, pushed" {
 		t.Errorf("yjs reads the canvas card as %q", got)
 	}
 	if _, ok := folder.Entry("/" + conGit); ok {
@@ -337,7 +300,7 @@ func TestPushToDataDir(t *testing.T) {
 	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "written before the failure: a.md") {
 		t.Errorf("push failing half way:\n%s", msg)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
 		t.Errorf("after the failed push yjs reads a.md as %q", got)
 	}
 	if _, ok := folder.Entry("/c.md"); ok {
@@ -349,10 +312,10 @@ func TestPushToDataDir(t *testing.T) {
 	if got := len(relay.WrittenUpdates(folder.RelayID(), aID)); got != aWrites {
 		t.Errorf("pushing again wrote a.md again (%d updates, had %d)", got, aWrites)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), folder.EntryID("/c.md"), "contents"); got != "gamma\n" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), folder.EntryID("/c.md"), "contents"); got != "gamma\n" {
 		t.Errorf("yjs reads c.md as %q", got)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
 		t.Errorf("yjs reads a.md as %q", got)
 	}
 
@@ -385,7 +348,7 @@ func TestPushToDataDir(t *testing.T) {
 	if n := writes(relay, folder); n != before {
 		t.Errorf("the refused push wrote %d updates", n-before)
 	}
-	if got := yjsText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited in Obsidian\n" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited in Obsidian\n" {
 		t.Errorf("the edit made in Obsidian became %q", got)
 	}
 }
@@ -530,7 +493,7 @@ func TestPushKeepsConcurrentTyping(t *testing.T) {
 		t.Fatalf("push: %v\n%s", err, stderr)
 	}
 	want := "# Plan\n\nfirst 😀, typed meanwhile\nmiddle 漢字\nlast, pushed 🎉\n"
-	if got := yjsText(t, relay, folder.RelayID(), id, "contents"); got != want {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), id, "contents"); got != want {
 		t.Errorf("yjs reads %q, want %q", got, want)
 	}
 }
@@ -561,7 +524,7 @@ func TestPushToEmptyFolder(t *testing.T) {
 	g.git(repo, "add", "-A")
 	g.git(repo, "commit", "-q", "-m", "first")
 	g.git(repo, "push", "-q", "origin", "main")
-	if got := yjsText(t, relay, folder.RelayID(), folder.EntryID("/first/note.md"), "contents"); got != "the first note\n" {
+	if got := yjsoracle.DocText(t, relay, folder.RelayID(), folder.EntryID("/first/note.md"), "contents"); got != "the first note\n" {
 		t.Errorf("yjs reads the pushed note as %q", got)
 	}
 	if typ := entryField(folder, "/first", "type"); typ != "folder" {

@@ -1,52 +1,16 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
-	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
+	"github.com/relay-git-sync/relay-git-sync/internal/yjsoracle"
 )
 
 const testWriteToken = "write-token-for-tests-0123456789"
-
-// yjsText reads a document's text root as the real yjs does, from the
-// state the fake Relay Server holds (which includes every update Go wrote).
-func yjsText(t *testing.T, srv *relaytest.Server, relayID, docID, root string) string {
-	t.Helper()
-	dir := testreq.YjsOracle(t)
-	state, err := srv.DocUpdate(relayID, docID)
-	must(t, err)
-	tmp := t.TempDir()
-	up := filepath.Join(tmp, "state")
-	must(t, os.WriteFile(up, state, 0o644))
-	jobs, _ := json.Marshal([]any{map[string]any{"steps": []map[string]any{
-		{"op": "new", "doc": "d"},
-		{"op": "apply", "doc": "d", "file": up},
-		{"op": "text", "doc": "d", "root": root, "name": "t"},
-	}}})
-	in := filepath.Join(tmp, "jobs.json")
-	must(t, os.WriteFile(in, jobs, 0o644))
-	var stderr bytes.Buffer
-	cmd := exec.Command("node", filepath.Join(dir, "steps.mjs"), in)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("yjs could not read document %s: %v\n%s", docID, err, stderr.String())
-	}
-	var res []struct {
-		Out map[string]string `json:"out"`
-	}
-	must(t, json.Unmarshal(out, &res))
-	return res[0].Out["t"]
-}
 
 // TestRestoreThroughServe: a note edited, a canvas and an image deleted in
 // Relay come back with `restore --server`, as the documents they were;
@@ -114,10 +78,10 @@ func TestRestoreThroughServe(t *testing.T) {
 		t.Errorf("entries came back as other documents: canvas %s, image %s", fx.folder.EntryID("/board.canvas"), fx.folder.EntryID("/img/p.png"))
 	}
 	noteDoc := fx.folder.EntryID("/notes/a.md")
-	if got := yjsText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != want["notes/a.md"] {
+	if got := yjsoracle.DocText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != want["notes/a.md"] {
 		t.Errorf("yjs reads the restored note as %q, want %q", got, want["notes/a.md"])
 	}
-	if got := yjsText(t, fx.relay, fx.folder.RelayID(), canvasID, "n1"); got != "card text" {
+	if got := yjsoracle.DocText(t, fx.relay, fx.folder.RelayID(), canvasID, "n1"); got != "card text" {
 		t.Errorf("yjs reads the canvas card as %q", got)
 	}
 	// The restore's webhooks make a snapshot equal to the restored one.
@@ -144,7 +108,7 @@ func TestRestoreThroughServe(t *testing.T) {
 	if !strings.Contains(out, "edit     notes/a.md") {
 		t.Errorf("local restore output:\n%s", out)
 	}
-	if got := yjsText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != "# A\nsomething else entirely\n" {
+	if got := yjsoracle.DocText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != "# A\nsomething else entirely\n" {
 		t.Errorf("after the local restore yjs reads %q", got)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -17,8 +16,8 @@ import (
 
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
-	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 	"github.com/relay-git-sync/relay-git-sync/internal/yjs"
+	"github.com/relay-git-sync/relay-git-sync/internal/yjsoracle"
 )
 
 const (
@@ -32,47 +31,21 @@ const (
 
 var folder = store.FolderID{Relay: relayID, Folder: folderID}
 
-// oracle runs steps.mjs jobs with the real yjs.
+// oracle runs steps.mjs jobs with the real yjs; dir holds the files its
+// save steps write.
 type oracle struct {
 	t   *testing.T
 	dir string
-	js  string
 	n   int
 }
 
-func newOracle(t *testing.T) *oracle {
-	dir := testreq.YjsOracle(t)
-	return &oracle{t: t, dir: t.TempDir(), js: filepath.Join(dir, "steps.mjs")}
-}
+func newOracle(t *testing.T) *oracle { return &oracle{t: t, dir: t.TempDir()} }
 
-// file writes b to a new file and returns its path.
-func (o *oracle) file(b []byte) string {
-	o.n++
-	p := filepath.Join(o.dir, fmt.Sprintf("u%d", o.n))
-	if err := os.WriteFile(p, b, 0o644); err != nil {
-		o.t.Fatal(err)
-	}
-	return p
-}
+func (o *oracle) file(b []byte) string { return yjsoracle.File(o.t, b) }
 
 func (o *oracle) run(steps ...map[string]any) map[string]any {
 	o.t.Helper()
-	jobs, _ := json.Marshal([]any{map[string]any{"steps": steps}})
-	in := o.file(jobs)
-	cmd := exec.Command("node", o.js, in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		o.t.Fatalf("steps.mjs: %v\n%s", err, stderr.String())
-	}
-	var res []struct {
-		Out map[string]any `json:"out"`
-	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		o.t.Fatal(err)
-	}
-	return res[0].Out
+	return yjsoracle.Run(o.t, steps...)
 }
 
 // fakeRelay keeps each document as the list of updates it was given (the
