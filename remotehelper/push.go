@@ -138,14 +138,7 @@ func (h *helper) pushRef(ctx context.Context, src, dst string, force bool) strin
 	res, err := h.writeChanges(ctx, changes)
 	if res != nil && h.verbosity > 0 {
 		for _, a := range res.Actions {
-			line := fmt.Sprintf("%-8s %s", a.Op, a.Path)
-			if a.OldPath != "" {
-				line = fmt.Sprintf("%-8s %s -> %s", a.Op, a.OldPath, a.Path)
-			}
-			if a.Detail != "" {
-				line += " (" + a.Detail + ")"
-			}
-			fmt.Fprintf(h.cfg.Stderr, "relay: %s\n", line)
+			fmt.Fprintf(h.cfg.Stderr, "relay: %s\n", a)
 		}
 	}
 	switch {

@@ -103,25 +103,13 @@ func checkDataDir(cmd *cobra.Command, opts *globalOptions, readData bool) (int, 
 	}
 	blobs := plural(stats.Blobs, "blob")
 	if readData {
-		blobs += fmt.Sprintf(" (%d read, %s)", stats.BlobsRead, byteSize(stats.BytesRead))
+		blobs += fmt.Sprintf(" (%d read, %s)", stats.BlobsRead, humanBytes(stats.BytesRead))
 	}
 	fmt.Fprintf(opts.stdout, "checked %s, %s, %s, %s, %s, %s, %s, %s\n",
 		plural(stats.Folders, "folder"), plural(stats.Snapshots, "snapshot"), plural(stats.Checkpoints, "checkpoint"), blobs,
 		plural(stats.DocStates, "doc state"), plural(stats.Events, "queued event"), plural(stats.PushStates, "push record"),
 		plural(stats.Held, "held record"))
 	return stats.Problems, nil
-}
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d bytes", n)
 }
 
 // blobRef is where a blob is first used: the snapshot and file a finding
@@ -178,7 +166,7 @@ func checkThroughServer(cmd *cobra.Command, opts *globalOptions, serverURL strin
 	}
 	blobs := "blobs not read (--read-data fetches and verifies them)"
 	if readData {
-		blobs = fmt.Sprintf("%s read (%s)", plural(c.blobs, "blob"), byteSize(c.bytes))
+		blobs = fmt.Sprintf("%s read (%s)", plural(c.blobs, "blob"), humanBytes(c.bytes))
 	}
 	fmt.Fprintf(opts.stdout, "checked %s, %s, %s; the queue, push states, doc states and held records are checked only on the data dir\n",
 		plural(len(folders), "folder"), plural(c.snapshots, "snapshot"), blobs)

@@ -122,14 +122,7 @@ RELAY_SERVER_URL and RELAY_SERVER_API_KEY.`,
 // printRestore prints a restore's actions and what happened.
 func printRestore(w io.Writer, folder string, res *readapi.RestoreResult) {
 	for _, a := range res.Actions {
-		line := fmt.Sprintf("%-8s %s", a.Op, a.Path)
-		if a.OldPath != "" {
-			line = fmt.Sprintf("%-8s %s -> %s", a.Op, a.OldPath, a.Path)
-		}
-		if a.Detail != "" {
-			line += " (" + a.Detail + ")"
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, a)
 	}
 	switch {
 	case len(res.Actions) == 0:

@@ -35,6 +35,19 @@ type RestoreAction struct {
 	Detail  string `json:"detail,omitempty"`
 }
 
+// String is the action as restore and git push print it, e.g.
+// "rename   old.md -> new.md (+3 -1 characters)".
+func (a RestoreAction) String() string {
+	s := fmt.Sprintf("%-8s %s", a.Op, a.Path)
+	if a.OldPath != "" {
+		s = fmt.Sprintf("%-8s %s -> %s", a.Op, a.OldPath, a.Path)
+	}
+	if a.Detail != "" {
+		s += " (" + a.Detail + ")"
+	}
+	return s
+}
+
 // RestoreResult is the answer of POST …/restore.
 type RestoreResult struct {
 	Seq     uint64          `json:"seq"` // the snapshot restored from

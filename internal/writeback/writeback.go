@@ -19,7 +19,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"sort"
 	"strings"
@@ -103,17 +102,6 @@ type Action struct {
 	update []byte // the document's update; nil when only the entry changes
 	upload []byte // attachment bytes to upload; nil when the server has them
 	hash   string
-}
-
-func (a Action) String() string {
-	s := fmt.Sprintf("%-8s %s", a.Op, a.Path)
-	if a.From != "" {
-		s = fmt.Sprintf("%-8s %s -> %s", a.Op, a.From, a.Path)
-	}
-	if a.Detail != "" {
-		s += " (" + a.Detail + ")"
-	}
-	return s
 }
 
 // Plan is what writing a set of changes will do. It is computed against
@@ -434,13 +422,6 @@ func (p *Plan) Apply(ctx context.Context) (Written, error) {
 		}
 	}
 	return w, nil
-}
-
-// Print writes the plan, one action a line.
-func (p *Plan) Print(w io.Writer) {
-	for _, a := range p.Actions {
-		fmt.Fprintln(w, a.String())
-	}
 }
 
 func checkChange(c Change) error {
