@@ -50,10 +50,7 @@ func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, f s
 	if err != nil {
 		return nil, err
 	}
-	out := &readapi.ChangesResult{DryRun: req.DryRun, Actions: []readapi.RestoreAction{}, Written: []string{}}
-	for _, a := range plan.Actions {
-		out.Actions = append(out.Actions, readapi.RestoreAction{Op: string(a.Op), Path: a.Path, OldPath: a.From, DocID: a.DocID, Detail: a.Detail})
-	}
+	out := &readapi.ChangesResult{DryRun: req.DryRun, Actions: wireActions(plan), Written: []string{}}
 	if req.DryRun {
 		return out, nil
 	}

@@ -21,14 +21,21 @@ func Restore(ctx context.Context, src source.Source, r writeback.Relay, f store.
 	if res == nil {
 		return nil, err
 	}
-	out := &readapi.RestoreResult{Seq: res.Seq, DryRun: req.DryRun, Actions: []readapi.RestoreAction{}, Written: res.Written.Paths}
+	out := &readapi.RestoreResult{Seq: res.Seq, DryRun: req.DryRun, Actions: wireActions(res.Plan), Written: res.Written.Paths}
 	if out.Written == nil {
 		out.Written = []string{}
 	}
-	for _, a := range res.Plan.Actions {
-		out.Actions = append(out.Actions, readapi.RestoreAction{Op: string(a.Op), Path: a.Path, OldPath: a.From, DocID: a.DocID, Detail: a.Detail})
-	}
 	return out, err
+}
+
+// wireActions is a plan's actions as the write routes answer them (never
+// null in JSON).
+func wireActions(p *writeback.Plan) []readapi.RestoreAction {
+	out := make([]readapi.RestoreAction, 0, len(p.Actions))
+	for _, a := range p.Actions {
+		out = append(out, readapi.RestoreAction{Op: string(a.Op), Path: a.Path, OldPath: a.From, DocID: a.DocID, Detail: a.Detail})
+	}
+	return out
 }
 
 // writeToken is the token the write routes take: none unless writes are on.
