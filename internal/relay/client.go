@@ -378,30 +378,7 @@ func (c *Client) FetchFile(ctx context.Context, relayID, fileID, hash string, w 
 	// Step 1: the download URL.
 	u := c.endpoint("f", cid, "download-url")
 	u.RawQuery = "hash=" + hash
-	var dl string
-	err := c.retry(ctx, op, sc, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Accept", "application/json")
-		c.setAPIKey(req)
-		body, err := c.doRead(ctx, req, "GET /f/"+cid+"/download-url", 1<<20, sc)
-		if err != nil {
-			return err
-		}
-		var r struct {
-			DownloadURL string `json:"downloadUrl"`
-		}
-		if err := json.Unmarshal(body, &r); err != nil || r.DownloadURL == "" {
-			if err == nil {
-				err = errors.New("downloadUrl missing")
-			}
-			return retryable(fmt.Errorf("GET /f/%s/download-url: the Relay Server's answer is not a download URL: %w", cid, err), 0)
-		}
-		dl = r.DownloadURL
-		return nil
-	})
+	dl, err := c.grantURL(ctx, op, sc, http.MethodGet, u, "/f/"+cid+"/download-url", c.apiKey, "downloadUrl", "a download URL")
 	if err != nil {
 		return 0, sc.wrap(op, err)
 	}
@@ -572,6 +549,40 @@ func (c *Client) setAPIKey(req *http.Request) {
 	if c.apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
+}
+
+// grantURL asks the Relay Server for the URL a file's bytes are fetched
+// from or sent to (GET …/download-url, POST …/upload-url): one request
+// with token as its bearer (none when empty), answered {key: "<url>"},
+// retried as the other requests are. what names the URL in errors.
+func (c *Client) grantURL(ctx context.Context, op string, sc *scrubber, method string, u *url.URL, route, token, key, what string) (string, error) {
+	var granted string
+	err := c.retry(ctx, op, sc, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		body, err := c.doRead(ctx, req, method+" "+route, 1<<20, sc)
+		if err != nil {
+			return err
+		}
+		var r map[string]any
+		err = json.Unmarshal(body, &r)
+		s, _ := r[key].(string)
+		if err != nil || s == "" {
+			if err == nil {
+				err = errors.New(key + " missing")
+			}
+			return retryable(fmt.Errorf("%s %s: the Relay Server's answer is not %s: %w", method, route, what, err), 0)
+		}
+		granted = s
+		return nil
+	})
+	return granted, err
 }
 
 // cacheBuster is the y-sweet SDK's "z" query parameter: 8 random [a-z0-9].

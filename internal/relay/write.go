@@ -280,32 +280,7 @@ func (c *Client) UploadFile(ctx context.Context, relayID, fileID, hash string, d
 	}
 	u := c.endpoint("f", cid, "upload-url")
 	u.RawQuery = "hash=" + hash // for a server token; a file token carries the hash
-	var upload string
-	err := c.retry(ctx, op, sc, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Accept", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		body, err := c.doRead(ctx, req, "POST /f/"+cid+"/upload-url", 1<<20, sc)
-		if err != nil {
-			return err
-		}
-		var r struct {
-			UploadURL string `json:"uploadUrl"`
-		}
-		if err := json.Unmarshal(body, &r); err != nil || r.UploadURL == "" {
-			if err == nil {
-				err = errors.New("uploadUrl missing")
-			}
-			return retryable(fmt.Errorf("POST /f/%s/upload-url: the Relay Server's answer is not an upload URL: %w", cid, err), 0)
-		}
-		upload = r.UploadURL
-		return nil
-	})
+	upload, err := c.grantURL(ctx, op, sc, http.MethodPost, u, "/f/"+cid+"/upload-url", token, "uploadUrl", "an upload URL")
 	if err != nil {
 		var se *StatusError
 		if c.fileToken == nil && errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(se.Body, "file token") {
