@@ -373,6 +373,28 @@ func TestBrowser(t *testing.T) {
 	if got := zipFiles(t, zipPath); got["notes/a.md"] != "# A\n\nsecond line, edited\nshared line\n" || got["notes/keep.md"] != "# Keep\n" || len(got) != 3 {
 		t.Fatalf("the downloaded zip holds %q", got)
 	}
+	// And the deleted note's last version on its own.
+	fileProgress := chromedp.Events(ctx, browser.DownloadProgress)
+	step("download a file",
+		chromedp.Navigate(fmt.Sprintf("%s/ui/f/%s/%s/s/%d/file?path=notes%%2Fa.md", v.base, v.id.Relay, v.id.Folder, s2)),
+		chromedp.WaitVisible(chromedp.CSS("a[download]")),
+		chromedp.Click(chromedp.CSS("a[download]")))
+	var notePath string
+	for ev, err := range fileProgress {
+		if err != nil {
+			t.Fatalf("waiting for the download: %v", err)
+		}
+		if ev.State == browser.DownloadProgressStateCompleted {
+			notePath = filepath.Join(downloads, ev.GUID)
+			break
+		}
+		if ev.State == browser.DownloadProgressStateCanceled {
+			t.Fatal("the note download was canceled")
+		}
+	}
+	if b, err := os.ReadFile(notePath); err != nil || string(b) != "# A\n\nsecond line, edited\nshared line\n" {
+		t.Fatalf("the downloaded note holds %q (%v)", b, err)
+	}
 
 	// A second tab follows the timeline while the first one restores.
 	tab2, cancelTab2 := chromedp.NewContext(ctx)
