@@ -614,6 +614,16 @@ func (c *checker) snapContents(fid FolderID, seq uint64, rec *snapRecord) {
 			c.add(at)
 		}
 	}
+	if p := rec.Origin.Pushed; p != nil {
+		at := Finding{Record: "snapshot", Folder: fid, Seq: seq, Blob: p.Pack}
+		if why, ok := c.bad[p.Pack]; ok {
+			at.Problem = "the pack of the pushed commit is damaged: blob " + why
+			c.add(at)
+		} else if _, err := c.header(p.Pack); err != nil {
+			at.Problem = "the pack of the pushed commit is lost: blob " + err.Error()
+			c.add(at)
+		}
+	}
 	for i, ch := range rec.Changes {
 		if ch.Kind < ChangeAdded || ch.Kind > ChangeDeleted || ch.Path == "" || (ch.Kind == ChangeRenamed) != (ch.OldPath != "") {
 			c.add(Finding{Record: "snapshot", Folder: fid, Seq: seq, Path: ch.Path,

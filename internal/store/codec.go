@@ -44,6 +44,10 @@ const (
 	//	           follows, i in 1..len(upserted) = upserted[i-1].Path,
 	//	           len(upserted)+j = removed[j-1]. A doc ref is 0 + a
 	//	           packed id, or i = upserted[i-1].DocID.
+	//	origin     optional (records written before it end with changes):
+	//	           flags byte (originRestored, originPushed), then
+	//	           uvarint restored seq if originRestored, then commit[20]
+	//	           parent[20] pack[20] if originPushed.
 	snapV1  = 1
 	snapV1Z = 2
 
@@ -288,7 +292,14 @@ type snapRecord struct {
 	Upserted []File   // sorted by path
 	Users    []string
 	Changes  []Change
+	Origin   Origin
 }
+
+// Flags of a snapshot record's origin.
+const (
+	originRestored = 1 << iota
+	originPushed
+)
 
 // bigBodyZstd is the body size above which a snapshot record is compressed
 // by us: Badger compresses LSM blocks, but values above the value
@@ -336,6 +347,24 @@ func (s *Store) encodeSnapRecord(r *snapRecord) []byte {
 		} else {
 			e.uvarint(0)
 			e.packedID(c.DocID)
+		}
+	}
+	if o := r.Origin; !o.IsZero() {
+		var flags byte
+		if o.Restored != 0 {
+			flags |= originRestored
+		}
+		if o.Pushed != nil {
+			flags |= originPushed
+		}
+		e.byte(flags)
+		if o.Restored != 0 {
+			e.uvarint(o.Restored)
+		}
+		if p := o.Pushed; p != nil {
+			e.raw(p.Commit[:])
+			e.raw(p.Parent[:])
+			e.raw(p.Pack[:])
 		}
 	}
 	if len(e.b) > bigBodyZstd {
@@ -401,6 +430,24 @@ func (s *Store) decodeSnapRecord(v []byte) (*snapRecord, error) {
 			default:
 				d.fail()
 			}
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		flags := d.byte()
+		if flags == 0 || flags&^(originRestored|originPushed) != 0 {
+			d.fail()
+		}
+		if flags&originRestored != 0 {
+			if r.Origin.Restored = d.uvarint(); r.Origin.Restored == 0 {
+				d.fail()
+			}
+		}
+		if flags&originPushed != 0 {
+			p := &Pushed{}
+			copy(p.Commit[:], d.raw(20))
+			copy(p.Parent[:], d.raw(20))
+			p.Pack = d.blobID()
+			r.Origin.Pushed = p
 		}
 	}
 	if d.err == nil && len(d.b) != 0 {

@@ -66,6 +66,7 @@ type Snapshot struct {
 	Time    time.Time // kept with nanosecond precision, returned in UTC
 	Users   []string  // Relay user ids seen in the window
 	Changes []Change
+	Origin  Origin
 	Files   []File // the whole tree, sorted by Path, unique
 }
 
@@ -75,7 +76,42 @@ type SnapshotInfo struct {
 	Time     time.Time
 	Users    []string
 	Changes  []Change
+	Origin   Origin
 	NumFiles int
+}
+
+// Origin says which write of relay-git-sync itself made a snapshot's
+// changes; the zero Origin is edits made in Relay.
+type Origin struct {
+	// Restored is the snapshot that a restore (relay-git-sync restore,
+	// the web history browser) brought these changes back from.
+	Restored uint64
+	// Pushed is the git commit whose push (git push relay::) wrote them.
+	Pushed *Pushed
+}
+
+// IsZero reports whether o is the zero Origin.
+func (o Origin) IsZero() bool { return o.Restored == 0 && o.Pushed == nil }
+
+// clone returns o with its own Pushed.
+func (o Origin) clone() Origin {
+	if o.Pushed != nil {
+		p := *o.Pushed
+		o.Pushed = &p
+	}
+	return o
+}
+
+// Pushed is a git commit pushed into Relay. The history synthesized from
+// the snapshots uses it as the snapshot's commit wherever it continues
+// from Parent, so the pusher's branch and the history agree (see
+// internal/history).
+type Pushed struct {
+	Commit [20]byte // the pushed commit's id
+	Parent [20]byte // the commit the push built on (zero: none, a first commit)
+	// Pack is a stored blob holding a git pack of every object the pushed
+	// commits reach that Parent does not (commits, trees, blobs).
+	Pack BlobID
 }
 
 // DocState is ingest's per-document cache: the SHA-256 of the bytes fetched
@@ -434,6 +470,17 @@ func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs [
 		return 0, fmt.Errorf("store: snapshot of %s: %w", fid, err)
 	}
 	seq := st.head + 1
+	if r := snap.Origin.Restored; r >= seq {
+		return 0, fmt.Errorf("store: snapshot %d of %s: restored from snapshot %d, which is not an earlier one", seq, fid, r)
+	}
+	if p := snap.Origin.Pushed; p != nil {
+		if p.Commit == ([20]byte{}) {
+			return 0, fmt.Errorf("store: snapshot of %s: pushed commit without an id", fid)
+		}
+		if err := s.checkBlobs([]File{{Path: "(pack of the pushed commit)", Blob: p.Pack, Size: -1}}); err != nil {
+			return 0, fmt.Errorf("store: snapshot of %s: %w", fid, err)
+		}
+	}
 	rec := &snapRecord{
 		Time:     snap.Time.UTC(),
 		NumFiles: len(snap.Files),
@@ -441,6 +488,7 @@ func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs [
 		Upserted: upserted,
 		Users:    slices.Clone(snap.Users),
 		Changes:  slices.Clone(snap.Changes),
+		Origin:   snap.Origin.clone(),
 	}
 	entries := len(removed) + len(upserted)
 	ckpt := st.since+entries >= 2*len(snap.Files)+s.ckptMinGap || seq-st.ckpt >= uint64(s.ckptMaxGap)
@@ -559,7 +607,8 @@ func (s *Store) commitWithDocs(fk folderKey, write func(*badger.Txn) error, docs
 	return s.db.Update(write)
 }
 
-// checkBlobs verifies that each file's blob is stored with the file's size.
+// checkBlobs verifies that each file's blob is stored with the file's size
+// (any size when Size is negative).
 func (s *Store) checkBlobs(files []File) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		for _, f := range files {
@@ -570,7 +619,7 @@ func (s *Store) checkBlobs(files []File) error {
 			if err != nil {
 				return fmt.Errorf("file %q: blob %s: %w", f.Path, f.Blob, err)
 			}
-			if r.size != uint64(f.Size) {
+			if f.Size >= 0 && r.size != uint64(f.Size) {
 				return fmt.Errorf("file %q: size %d, but blob %s has %d bytes", f.Path, f.Size, f.Blob, r.size)
 			}
 		}
@@ -714,6 +763,7 @@ func makeSnapshot(fk folderKey, seq uint64, rec *snapRecord, files []File) *Snap
 		Time:    rec.Time,
 		Users:   slices.Clone(rec.Users),
 		Changes: slices.Clone(rec.Changes),
+		Origin:  rec.Origin.clone(),
 		Files:   files,
 	}
 }
@@ -849,7 +899,7 @@ func (s *Store) Snapshots(f FolderID, afterSeq uint64) ([]SnapshotInfo, error) {
 			if err != nil {
 				return fmt.Errorf("snapshot %d: %w", seq, err)
 			}
-			out = append(out, SnapshotInfo{Seq: seq, Time: rec.Time, Users: rec.Users, Changes: rec.Changes, NumFiles: rec.NumFiles})
+			out = append(out, SnapshotInfo{Seq: seq, Time: rec.Time, Users: rec.Users, Changes: rec.Changes, Origin: rec.Origin, NumFiles: rec.NumFiles})
 		}
 		return nil
 	})

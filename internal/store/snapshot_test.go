@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -190,7 +191,20 @@ func (m *model) step(t *testing.T) {
 	}
 	m.t = m.t.Add(time.Duration(r.Int64N(int64(time.Hour))))
 	snap := &Snapshot{Folder: m.folder, Time: m.t, Users: users, Changes: changes, Files: files}
+	// Some snapshots were written by a restore or a push (or, rarely,
+	// both); large records go through the compressed format too.
+	if n := uint64(len(m.history)); n > 0 && r.IntN(8) == 0 {
+		snap.Origin.Restored = 1 + r.Uint64N(n)
+	}
+	if r.IntN(8) == 0 {
+		p := &Pushed{Pack: m.put(t, randBytes(r, 100+r.IntN(1000)), BlobID{})}
+		for i := range p.Commit {
+			p.Commit[i], p.Parent[i] = byte(r.Uint32()), byte(r.Uint32())
+		}
+		snap.Origin.Pushed = p
+	}
 	want := *snap
+	want.Origin = snap.Origin.clone()
 	want.Files, want.Users, want.Changes = slices.Clone(files), slices.Clone(users), slices.Clone(changes)
 	seq, err := m.s.AddSnapshot(snap, docs, drop)
 	if err != nil {
@@ -287,7 +301,7 @@ func (m *model) verify(t *testing.T) {
 		}
 		for i, info := range infos {
 			w := m.history[int(after)+i]
-			got := &Snapshot{Folder: f, Seq: info.Seq, Time: info.Time, Users: info.Users, Changes: info.Changes, Files: w.Files}
+			got := &Snapshot{Folder: f, Seq: info.Seq, Time: info.Time, Users: info.Users, Changes: info.Changes, Origin: info.Origin, Files: w.Files}
 			sameSnapshot(t, fmt.Sprintf("info %d", info.Seq), got, w)
 			if info.NumFiles != len(w.Files) {
 				t.Fatalf("info %d: %d files, want %d", info.Seq, info.NumFiles, len(w.Files))
@@ -748,5 +762,32 @@ func TestConcurrentSameFolder(t *testing.T) {
 		if _, err := s.Snapshot(f, seq); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestOriginValidation(t *testing.T) {
+	s := openMem(t)
+	f := testFolder(rand.New(rand.NewPCG(3, 3)))
+	at := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
+	for _, o := range []Origin{
+		{Restored: 1}, // no snapshot 1 before snapshot 1
+		{Pushed: &Pushed{Pack: BlobIDOf([]byte("x"))}},                         // no commit id
+		{Pushed: &Pushed{Commit: [20]byte{1}, Pack: BlobIDOf([]byte("pack"))}}, // pack not stored
+	} {
+		if _, err := s.AddSnapshot(&Snapshot{Folder: f, Time: at, Origin: o}, nil, nil); err == nil {
+			t.Fatalf("origin %+v taken", o)
+		}
+	}
+	if _, err := s.AddSnapshot(&Snapshot{Folder: f, Time: at}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	pack, _ := s.PutBlob([]byte("pack"), BlobID{})
+	o := Origin{Restored: 1, Pushed: &Pushed{Commit: [20]byte{1}, Parent: [20]byte{2}, Pack: pack}}
+	if seq, err := s.AddSnapshot(&Snapshot{Folder: f, Time: at, Origin: o}, nil, nil); err != nil || seq != 2 {
+		t.Fatalf("%d %v", seq, err)
+	}
+	var found []Finding
+	if _, err := s.Check(context.Background(), CheckOptions{}, func(f Finding) { found = append(found, f) }); err != nil || len(found) != 0 {
+		t.Fatalf("check: %+v %v", found, err)
 	}
 }
