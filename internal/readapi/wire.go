@@ -8,6 +8,7 @@
 package readapi
 
 import (
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -46,6 +47,17 @@ type SnapshotInfo struct {
 	Users    []string  `json:"users"`
 	Changes  []Change  `json:"changes"`
 	NumFiles int       `json:"num_files"`
+	// Restored is the snapshot a restore brought these changes back from.
+	Restored uint64 `json:"restored,omitempty"`
+	// Pushed is the git commit whose push wrote these changes.
+	Pushed *Pushed `json:"pushed,omitempty"`
+}
+
+// Pushed is store.Pushed on the wire: 40-hex ids.
+type Pushed struct {
+	Commit string `json:"commit"`
+	Parent string `json:"parent,omitempty"` // none: the push made the folder's first commit
+	Pack   string `json:"pack"`             // a blob: GET …/blobs/{pack}
 }
 
 // Snapshots is the answer of GET …/snapshots.
@@ -116,7 +128,13 @@ func (f Folder) ID() store.FolderID { return store.FolderID{Relay: f.Relay, Fold
 
 // NewSnapshotInfo is the wire form of in.
 func NewSnapshotInfo(in store.SnapshotInfo) SnapshotInfo {
-	out := SnapshotInfo{Seq: in.Seq, Time: in.Time.UTC(), Users: in.Users, Changes: make([]Change, len(in.Changes)), NumFiles: in.NumFiles}
+	out := SnapshotInfo{Seq: in.Seq, Time: in.Time.UTC(), Users: in.Users, Changes: make([]Change, len(in.Changes)), NumFiles: in.NumFiles, Restored: in.Origin.Restored}
+	if p := in.Origin.Pushed; p != nil {
+		out.Pushed = &Pushed{Commit: hex.EncodeToString(p.Commit[:]), Pack: p.Pack.String()}
+		if p.Parent != ([20]byte{}) {
+			out.Pushed.Parent = hex.EncodeToString(p.Parent[:])
+		}
+	}
 	if out.Users == nil {
 		out.Users = []string{} // [] rather than null, as the document says
 	}
@@ -128,7 +146,7 @@ func NewSnapshotInfo(in store.SnapshotInfo) SnapshotInfo {
 
 // infoOf is the SnapshotInfo of a snapshot with its tree.
 func infoOf(s *store.Snapshot) store.SnapshotInfo {
-	return store.SnapshotInfo{Seq: s.Seq, Time: s.Time, Users: s.Users, Changes: s.Changes, NumFiles: len(s.Files)}
+	return store.SnapshotInfo{Seq: s.Seq, Time: s.Time, Users: s.Users, Changes: s.Changes, Origin: s.Origin, NumFiles: len(s.Files)}
 }
 
 // NewSnapshot is the wire form of s.
@@ -154,9 +172,26 @@ var changeKinds = map[string]store.ChangeKind{
 
 // Store converts w back, checking what the store's types cannot hold.
 func (w SnapshotInfo) Store() (store.SnapshotInfo, error) {
-	in := store.SnapshotInfo{Seq: w.Seq, Time: w.Time.UTC(), Users: w.Users, NumFiles: w.NumFiles}
+	in := store.SnapshotInfo{Seq: w.Seq, Time: w.Time.UTC(), Users: w.Users, NumFiles: w.NumFiles, Origin: store.Origin{Restored: w.Restored}}
 	if w.Seq == 0 {
 		return in, fmt.Errorf("snapshot without a sequence number")
+	}
+	if w.Restored >= w.Seq {
+		return in, fmt.Errorf("snapshot %d: restored from snapshot %d, which is not an earlier one", w.Seq, w.Restored)
+	}
+	if p := w.Pushed; p != nil {
+		out := &store.Pushed{}
+		var err error
+		if out.Pack, err = store.ParseBlobID(p.Pack); err == nil {
+			err = parseID(out.Commit[:], p.Commit)
+		}
+		if err == nil && p.Parent != "" {
+			err = parseID(out.Parent[:], p.Parent)
+		}
+		if err != nil || out.Commit == ([20]byte{}) {
+			return in, fmt.Errorf("snapshot %d: bad pushed commit %+v", w.Seq, *p)
+		}
+		in.Origin.Pushed = out
 	}
 	for _, c := range w.Changes {
 		k, ok := changeKinds[c.Kind]
@@ -190,9 +225,18 @@ func (w SnapshotInfo) snapshot(f store.FolderID, files []File) (*store.Snapshot,
 	if err != nil {
 		return nil, err
 	}
-	s := &store.Snapshot{Folder: f, Seq: in.Seq, Time: in.Time, Users: in.Users, Changes: in.Changes}
+	s := &store.Snapshot{Folder: f, Seq: in.Seq, Time: in.Time, Users: in.Users, Changes: in.Changes, Origin: in.Origin}
 	if s.Files, err = storeFiles(files); err != nil {
 		return nil, fmt.Errorf("snapshot %d: %w", w.Seq, err)
 	}
 	return s, nil
+}
+
+// parseID reads a 40-hex object id into dst.
+func parseID(dst []byte, s string) error {
+	if len(s) != 2*len(dst) {
+		return fmt.Errorf("%q: not a %d-hex object id", s, 2*len(dst))
+	}
+	_, err := hex.Decode(dst, []byte(s))
+	return err
 }

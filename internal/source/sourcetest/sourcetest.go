@@ -58,6 +58,7 @@ type step struct {
 	set     map[string]string // path -> content ("" is an empty file)
 	del     []string
 	changes []store.Change
+	origin  store.Origin
 }
 
 func newFixture() (*fixture, func(*store.Store)) {
@@ -84,7 +85,8 @@ func newFixture() (*fixture, func(*store.Store)) {
 			changes: []store.Change{ch(store.ChangeDeleted, "a/b.md"), ch(store.ChangeAdded, "a/b/c.md"), ch(store.ChangeModified, "a-b.md")}},
 		{set: map[string]string{"z.bin": string(big)}, del: []string{"a/b/c.md", "a-b.md", "a b.md", "ä.md", "img/y.png", "empty.txt"},
 			changes: []store.Change{ch(store.ChangeAdded, "z.bin")}},
-		{users: []string{"u2"}, set: map[string]string{"a/b.md": "b\n"}, changes: []store.Change{ch(store.ChangeAdded, "a/b.md")}},
+		{users: []string{"u2"}, set: map[string]string{"a/b.md": "b\n"}, changes: []store.Change{ch(store.ChangeAdded, "a/b.md")},
+			origin: store.Origin{Restored: 1, Pushed: &store.Pushed{Commit: [20]byte{0xc0}, Parent: [20]byte{0xb0}}}},
 		{users: []string{"u3"}},
 	}
 	t0 := time.Date(2026, 1, 31, 18, 0, 0, 123456789, time.UTC)
@@ -112,7 +114,14 @@ func newFixture() (*fixture, func(*store.Store)) {
 			for _, p := range s.del {
 				delete(tree, p)
 			}
-			snap := &store.Snapshot{Folder: f, Time: seqTime, Users: s.users, Changes: s.changes}
+			snap := &store.Snapshot{Folder: f, Time: seqTime, Users: s.users, Changes: s.changes, Origin: s.origin}
+			if p := snap.Origin.Pushed; p != nil {
+				pack := "a pack of the pushed commit"
+				var err error
+				p.Pack, err = st.PutBlob([]byte(pack), store.BlobID{})
+				must(err)
+				fx.blobs[p.Pack] = []byte(pack)
+			}
 			for _, file := range tree {
 				snap.Files = append(snap.Files, file)
 			}
@@ -219,7 +228,7 @@ func testFolder(t *testing.T, src source.Source, fx *fixture) {
 
 // info is s without its tree, with empty lists as nil.
 func info(s *store.Snapshot) store.SnapshotInfo {
-	return norm(store.SnapshotInfo{Seq: s.Seq, Time: s.Time, Users: s.Users, Changes: s.Changes, NumFiles: len(s.Files)})
+	return norm(store.SnapshotInfo{Seq: s.Seq, Time: s.Time, Users: s.Users, Changes: s.Changes, Origin: s.Origin, NumFiles: len(s.Files)})
 }
 
 func norm(in store.SnapshotInfo) store.SnapshotInfo {
