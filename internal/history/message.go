@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-git/go-git/v5/plumbing"
+
 	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -26,7 +28,9 @@ const MaxSubject = 72
 //     holds every path involved (old paths of renames included), or
 //     "<Verb> N files" when that is the root; the verb is Add, Rename or
 //     Delete when every change is of that kind, else Update;
-//   - none (a bootstrap or a users-only snapshot): "Snapshot of N files".
+//   - none (a bootstrap or a users-only snapshot): "Snapshot of N files";
+//   - a restore: "Restore p from snapshot #N" or "Restore N files from
+//     snapshot #N".
 //
 // Paths are shortened with "…" to keep the subject within MaxSubject
 // characters. The body lists every change, one per line, sorted by path
@@ -34,6 +38,10 @@ const MaxSubject = 72
 // whenever there are two or more changes or the subject was shortened. Paths
 // and ids that contain control characters, invalid UTF-8, leading or trailing
 // spaces, a leading '"' or " -> " are written as Go-quoted strings.
+//
+// A snapshot written by a push says so in a paragraph of its own (its
+// commit is used only where the pushed commit could not be; see
+// ReadPacksWith).
 //
 // Trailers, after a blank line: "Co-authored-by: Name <email>" for each user
 // id that authors maps to an identity with an e-mail address (sorted,
@@ -43,7 +51,7 @@ const MaxSubject = 72
 func Message(snap *store.Snapshot, authors map[string]Identity) string {
 	var b strings.Builder
 	changes := sortedChanges(snap.Changes)
-	subject, shortened := subjectLine(changes, len(snap.Files))
+	subject, shortened := subjectLine(changes, len(snap.Files), snap.Origin.Restored)
 	b.WriteString(subject)
 	b.WriteString("\n\n")
 	if len(changes) > 1 || shortened {
@@ -59,6 +67,12 @@ func Message(snap *store.Snapshot, authors map[string]Identity) string {
 			b.WriteByte('\n')
 		}
 		b.WriteByte('\n')
+	}
+	if p := snap.Origin.Pushed; p != nil {
+		// Only where the pushed commit could not take the snapshot's place.
+		b.WriteString("Written into Relay by git push of commit ")
+		b.WriteString(plumbing.Hash(p.Commit).String())
+		b.WriteString(".\n\n")
 	}
 	writeRenamed(&b, snap, changes)
 	writeTrailers(&b, snap, authors)
@@ -138,7 +152,16 @@ func sortedChanges(in []store.Change) []store.Change {
 }
 
 // subjectLine returns the subject and whether a path in it was shortened.
-func subjectLine(changes []store.Change, numFiles int) (string, bool) {
+// restored is the snapshot a restore brought back (0: not a restore).
+func subjectLine(changes []store.Change, numFiles int, restored uint64) (string, bool) {
+	if restored != 0 && len(changes) > 0 {
+		from := " from snapshot #" + strconv.FormatUint(restored, 10)
+		if len(changes) > 1 {
+			return "Restore " + plural(len(changes), "file") + from, false
+		}
+		p, s := shortenPath(quotePath(changes[0].Path), MaxSubject-len("Restore ")-len(from))
+		return "Restore " + p + from, s
+	}
 	switch len(changes) {
 	case 0:
 		return "Snapshot of " + plural(numFiles, "file"), false

@@ -112,6 +112,7 @@ func TestMessageSubjectAlwaysFits(t *testing.T) {
 			} {
 				msg := Message(&store.Snapshot{Folder: testFolder, Seq: 1, Changes: changes}, nil)
 				checkMessageShape(t, msg)
+				checkMessageShape(t, Message(&store.Snapshot{Folder: testFolder, Seq: 12345, Changes: changes, Origin: store.Origin{Restored: 12344}}, nil))
 				subject, _, _ := strings.Cut(msg, "\n")
 				if len(changes) == 1 && subject != "Update "+a && !strings.Contains(msg, "\n\n"+kindLabel(changes[0].Kind)) {
 					t.Errorf("shortened subject without the list: %q", msg)
@@ -119,8 +120,29 @@ func TestMessageSubjectAlwaysFits(t *testing.T) {
 			}
 		}
 	}
-	if s, _ := subjectLine([]store.Change{{Kind: store.ChangeRenamed, OldPath: dir + "old-name.md", Path: dir + "new-name.md"}}, 1); s != "Rename …/directory-name/old-name.md to …/directory-name/new-name.md" {
+	if s, _ := subjectLine([]store.Change{{Kind: store.ChangeRenamed, OldPath: dir + "old-name.md", Path: dir + "new-name.md"}}, 1, 0); s != "Rename …/directory-name/old-name.md to …/directory-name/new-name.md" {
 		t.Errorf("rename subject %q", s)
+	}
+}
+
+func TestMessageOfRestoreAndPush(t *testing.T) {
+	restored := store.Origin{Restored: 7}
+	for _, tc := range []struct {
+		snap *store.Snapshot
+		want string
+	}{
+		{&store.Snapshot{Folder: testFolder, Seq: 9, Origin: restored, Changes: []store.Change{ch(store.ChangeAdded, "notes/plan.md")}},
+			"Restore notes/plan.md from snapshot #7\n\nRelay-Snapshot: " + testFolder.String() + "#9\n"},
+		{&store.Snapshot{Folder: testFolder, Seq: 9, Origin: restored, Changes: []store.Change{ch(store.ChangeAdded, "b.md"), ch(store.ChangeModified, "a.md")}},
+			"Restore 2 files from snapshot #7\n\nmodified: a.md\nadded:    b.md\n\nRelay-Snapshot: " + testFolder.String() + "#9\n"},
+		{&store.Snapshot{Folder: testFolder, Seq: 9, Origin: store.Origin{Pushed: &store.Pushed{Commit: [20]byte{0xab, 0xcd}}}, Changes: []store.Change{ch(store.ChangeModified, "a.md")}},
+			"Update a.md\n\nWritten into Relay by git push of commit abcd000000000000000000000000000000000000.\n\nRelay-Snapshot: " + testFolder.String() + "#9\n"},
+	} {
+		got := Message(tc.snap, nil)
+		checkMessageShape(t, got)
+		if got != tc.want {
+			t.Errorf("message\n%q\nwant\n%q", got, tc.want)
+		}
 	}
 }
 

@@ -43,6 +43,9 @@ type Synthesizer struct {
 	upserts []upsert
 	buf     []byte
 	known   map[plumbing.Hash]struct{} // objects known to be in the storer
+
+	packs       PackReader
+	pushedTrees map[plumbing.Hash]plumbing.Hash // pushed commits written, and their trees
 }
 
 // maxKnown bounds the memory of Synthesizer.known; past it the set is
@@ -101,7 +104,9 @@ func (s *Synthesizer) Meta(snap *store.Snapshot) CommitMeta {
 }
 
 // Commit writes the commit of snap with the given parents (none for a root
-// commit) and tree, and returns its id.
+// commit) and tree, and returns its id. For a snapshot written by a push
+// that builds on exactly these parents, that is the pushed commit (see
+// ReadPacksWith).
 func (s *Synthesizer) Commit(snap *store.Snapshot, parents []plumbing.Hash, tree plumbing.Hash) (plumbing.Hash, error) {
 	if tree.IsZero() {
 		return plumbing.ZeroHash, fmt.Errorf("history: commit of snapshot %s#%d: zero tree", snap.Folder, snap.Seq)
@@ -119,6 +124,16 @@ func (s *Synthesizer) Commit(snap *store.Snapshot, parents []plumbing.Hash, tree
 	m := s.Meta(snap)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p := snap.Origin.Pushed; p != nil && buildsOn(p, parents) {
+		c, ctree, err := s.pushedCommit(p)
+		if err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("history: commit of snapshot %s#%d: %w", snap.Folder, snap.Seq, err)
+		}
+		if ctree == tree {
+			return c, nil
+		}
+		parents = []plumbing.Hash{c}
+	}
 	b := s.buf[:0]
 	b = append(b, "tree "...)
 	b = append(b, tree.String()...)
@@ -236,4 +251,12 @@ func (o *knownObject) SetSize(int64)                   {}
 func (o *knownObject) Writer() (io.WriteCloser, error) { return nil, errReadOnly }
 func (o *knownObject) Reader() (io.ReadCloser, error) {
 	return io.NopCloser(bytes.NewReader(o.data)), nil
+}
+
+// buildsOn reports whether the push p was made on top of parents.
+func buildsOn(p *store.Pushed, parents []plumbing.Hash) bool {
+	if p.Parent == ([20]byte{}) {
+		return len(parents) == 0
+	}
+	return len(parents) == 1 && parents[0] == plumbing.Hash(p.Parent)
 }
