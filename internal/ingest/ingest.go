@@ -77,6 +77,9 @@ type Request struct {
 	Dirty map[string]bool
 	// Sweep, when not nil, makes this sync one slice of a reconcile.
 	Sweep *Sweep
+	// Origin is recorded with the snapshot, if this sync records one:
+	// what write of relay-git-sync itself it records (see Write).
+	Origin store.Origin
 }
 
 // Sweep is one slice of a reconcile: documents whose content is stored
@@ -159,7 +162,39 @@ func (s *Syncer) SyncFolder(ctx context.Context, req Request) (*Result, error) {
 	l := s.folderLock(req.Folder)
 	l.Lock()
 	defer l.Unlock()
+	return s.sync(ctx, req)
+}
 
+// Write runs write while no sync of folder f runs and, when it returns a
+// request (for f), syncs with it before any other sync can. A write of
+// relay-git-sync itself (a restore, a push) so becomes a snapshot of its
+// own, with the request's Origin, and the webhooks it causes find nothing
+// left to record. A write that failed half way may return a request with
+// its error: what it wrote is recorded, and its error returned. The Result
+// is nil when write returned no request.
+func (s *Syncer) Write(ctx context.Context, f store.FolderID, write func(context.Context) (*Request, error)) (*Result, error) {
+	l := s.folderLock(f)
+	l.Lock()
+	defer l.Unlock()
+	req, werr := write(ctx)
+	if req == nil {
+		return nil, werr
+	}
+	if req.Folder != f {
+		return nil, errors.Join(werr, fmt.Errorf("ingest: a write to folder %s asked to sync folder %s", f, req.Folder))
+	}
+	res, err := s.sync(ctx, *req)
+	if werr != nil {
+		if err != nil {
+			s.log.Warn("recording what a failed write wrote", "folder", f.String(), "err", err)
+		}
+		return res, werr
+	}
+	return res, err
+}
+
+// sync is SyncFolder with the folder's lock held.
+func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 	f := req.Folder
 	raw, err := s.cfg.Relay.FetchDoc(ctx, f.Relay, f.Folder)
 	if err != nil {
@@ -277,7 +312,7 @@ func (s *Syncer) SyncFolder(ctx context.Context, req Request) (*Result, error) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files}
+	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin}
 	if _, err := s.cfg.Store.AddSnapshot(snap, newStates, drop); err != nil {
 		return nil, fmt.Errorf("folder %s: recording snapshot: %w", f, err)
 	}

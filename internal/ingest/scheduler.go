@@ -485,6 +485,16 @@ func (s *Scheduler) sliceDocs() int {
 	return max(1, int(s.cfg.ReconcileRate*sliceTime.Seconds()))
 }
 
+// Write runs a write of relay-git-sync itself into folder f and records
+// its snapshot (see Syncer.Write), which is then reported as any other.
+func (s *Scheduler) Write(ctx context.Context, f store.FolderID, write func(context.Context) (*Request, error)) (*Result, error) {
+	res, err := s.cfg.Syncer.Write(ctx, f, write)
+	if res != nil {
+		s.recorded(ctx, f, res)
+	}
+	return res, err
+}
+
 // recorded updates the index after a successful sync and reports its
 // snapshot.
 func (s *Scheduler) recorded(ctx context.Context, f store.FolderID, res *Result) {
