@@ -19,6 +19,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -110,10 +111,25 @@ type Plan struct {
 	Folder  store.FolderID
 	Actions []Action // sorted by path; no entry for a change that is already in place
 
+	docs map[string]bool // the documents at the changes' paths, and those the actions write
+
 	relay      Relay
 	folderDoc  *yjs.Doc
 	folderSV   []byte
 	folderEdit bool
+}
+
+// Docs returns the ids of the documents the plan is about: those at the
+// changes' paths when it was prepared (written or already as wanted) and
+// those its actions write. A sync that records the plan fetches them.
+func (p *Plan) Docs() map[string]bool {
+	out := maps.Clone(p.docs)
+	for _, a := range p.Actions {
+		if a.DocID != "" {
+			out[a.DocID] = true
+		}
+	}
+	return out
 }
 
 // Empty says whether the plan writes nothing.
@@ -143,9 +159,15 @@ func Prepare(ctx context.Context, r Relay, f store.FolderID, changes []Change) (
 		byPath[e.RelPath] = e
 	}
 
+	p.docs = map[string]bool{}
 	for _, c := range changes {
 		if err := checkChange(c); err != nil {
 			return nil, err
+		}
+		for _, at := range []string{c.Path, c.From} {
+			if e, ok := byPath[at]; ok && at != "" {
+				p.docs[e.ID] = true
+			}
 		}
 	}
 	sort.SliceStable(changes, func(i, j int) bool { return changes[i].Path < changes[j].Path })
