@@ -12,6 +12,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/relay-git-sync/relay-git-sync/internal/writeguard"
 )
 
 func newRestoreCmd(opts *globalOptions) *cobra.Command {
@@ -38,7 +39,9 @@ under it; no PATH restores the whole folder. Files that exist now but not in
 the snapshot are left alone. The latest snapshot is used unless --snapshot or
 --at names another. --dry-run prints what would be written and writes nothing.
 
-The writes come back as webhooks like any edit and become the next snapshot.
+What was written is recorded at once as the folder's next snapshot, whose
+commit says "Restore … from snapshot #N"; the webhooks the writes cause find
+nothing more to record.
 
 With --server (or ` + envReadURL + `) the running serve does the writing: it must run
 with --allow-writes, and the write token comes from ` + readapi.WriteTokenEnv + ` or
@@ -102,7 +105,7 @@ RELAY_SERVER_URL and RELAY_SERVER_API_KEY.`,
 				if err != nil {
 					return err
 				}
-				res, err = daemon.Restore(ctx, src, rc, f, req)
+				res, err = daemon.Restore(ctx, src, rc, writeguard.RecordInto(src, rc, opts.Logger), f, req)
 				if res != nil {
 					printRestore(opts.stdout, f.String(), res)
 				}

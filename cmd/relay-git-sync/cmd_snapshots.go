@@ -1,9 +1,11 @@
 package main
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,6 +22,10 @@ type snapshotJSON struct {
 	Files   int          `json:"files"`
 	Users   []string     `json:"users"`
 	Changes []changeJSON `json:"changes"`
+	// Restored is the snapshot a restore brought back; PushedCommit the
+	// commit a git push wrote (see store.Origin).
+	Restored     uint64 `json:"restored,omitempty"`
+	PushedCommit string `json:"pushed_commit,omitempty"`
 }
 
 type changeJSON struct {
@@ -75,7 +81,11 @@ files, users and changes (kind, path, old_path, doc_id).
 			tw := tabwriter.NewWriter(opts.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tTIME\tFILES\tCHANGES")
 			for _, in := range infos {
-				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", in.Seq, in.Time.UTC().Format(timeFormat), in.NumFiles, changeSummary(in.Changes))
+				summary := changeSummary(in.Changes)
+				if o := originSummary(in.Origin); o != "" {
+					summary = o + ": " + summary
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", in.Seq, in.Time.UTC().Format(timeFormat), in.NumFiles, summary)
 			}
 			return tw.Flush()
 		},
@@ -93,5 +103,22 @@ func toSnapshotJSON(in store.SnapshotInfo) snapshotJSON {
 	for _, c := range in.Changes {
 		s.Changes = append(s.Changes, changeJSON{Kind: c.Kind.String(), Path: c.Path, OldPath: c.OldPath, DocID: c.DocID})
 	}
+	s.Restored = in.Origin.Restored
+	if p := in.Origin.Pushed; p != nil {
+		s.PushedCommit = hex.EncodeToString(p.Commit[:])
+	}
 	return s
+}
+
+// originSummary says which write of relay-git-sync made a snapshot ("" for
+// edits made in Relay).
+func originSummary(o store.Origin) string {
+	var parts []string
+	if o.Restored != 0 {
+		parts = append(parts, fmt.Sprintf("restore of #%d", o.Restored))
+	}
+	if p := o.Pushed; p != nil {
+		parts = append(parts, "git push of "+hex.EncodeToString(p.Commit[:])[:12])
+	}
+	return strings.Join(parts, ", ")
 }

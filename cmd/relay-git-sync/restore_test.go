@@ -84,8 +84,12 @@ func TestRestoreThroughServe(t *testing.T) {
 	if got := yjsoracle.DocText(t, fx.relay, fx.folder.RelayID(), canvasID, "n1"); got != "card text" {
 		t.Errorf("yjs reads the canvas card as %q", got)
 	}
-	// The restore's webhooks make a snapshot equal to the restored one.
+	// The restore is recorded at once as the next snapshot, a restore of
+	// snapshot 1, equal to it (the webhooks it causes find nothing new).
 	back := p.waitSnapshot(fx.folder, lost.Seq, 20*time.Second, func(s apiSnapshot) bool { return s.NumFiles == 3 })
+	if back.Seq != lost.Seq+1 || back.Restored != 1 {
+		t.Errorf("the restore came back as snapshot %d, a restore of %d; want %d, a restore of 1", back.Seq, back.Restored, lost.Seq+1)
+	}
 	got, _, err := p.tree(fx.folder, back.Seq)
 	must(t, err)
 	for path, content := range want {
@@ -110,5 +114,11 @@ func TestRestoreThroughServe(t *testing.T) {
 	}
 	if got := yjsoracle.DocText(t, fx.relay, fx.folder.RelayID(), noteDoc, "contents"); got != "# A\nsomething else entirely\n" {
 		t.Errorf("after the local restore yjs reads %q", got)
+	}
+	// Recorded in the data dir at once.
+	_, out, _, err = execute(t, local, "snapshots", folderArg)
+	must(t, err)
+	if latest := strings.Split(out, "\n")[1]; !strings.Contains(latest, "restore of #2: modified notes/a.md") {
+		t.Errorf("the latest snapshot after the local restore:\n%s", out)
 	}
 }

@@ -222,6 +222,7 @@ type apiSnapshot struct {
 	Time     time.Time `json:"time"`
 	Users    []string  `json:"users"`
 	NumFiles int       `json:"num_files"`
+	Restored uint64    `json:"restored"`
 	Changes  []struct {
 		Kind, Path string
 	} `json:"changes"`

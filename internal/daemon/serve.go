@@ -154,7 +154,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 
 	ui, err := webui.New(webui.Config{
 		Source: source.FromStore(st), APIToken: cfg.APIToken, WriteToken: cfg.writeToken(),
-		Restore: cfg.restore(p, st), Done: ctx.Done(), Logger: log,
+		Restore: cfg.restore(p, st, sched), Done: ctx.Done(), Logger: log,
 	})
 	if err != nil {
 		return err
@@ -173,8 +173,8 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		Held:           heldAdmin{st: st, mirrors: p.mirrors},
 		Backup:         st.Backup,
 		WriteToken:     cfg.writeToken(),
-		Restore:        cfg.restore(p, st),
-		Changes:        cfg.changes(p, st),
+		Restore:        cfg.restore(p, st, sched),
+		Changes:        cfg.changes(p, st, sched),
 		UI:             ui,
 		Packs: func(ctx context.Context, f store.FolderID) (*server.FolderPack, error) {
 			seq, commit, pack, idx, err := packs.Open(ctx, f)

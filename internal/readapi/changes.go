@@ -51,6 +51,18 @@ type ChangesRequest struct {
 	Changes   []WriteChange `json:"changes"`
 	ExpectSeq uint64        `json:"expect_seq"`
 	DryRun    bool          `json:"dry_run,omitempty"`
+	// Commit is the pushed commit the changes come from: the snapshot
+	// that records them is recorded as that commit (see store.Pushed).
+	Commit *PushCommit `json:"commit,omitempty"`
+}
+
+// PushCommit is a pushed commit with the objects it brings.
+type PushCommit struct {
+	ID     string `json:"id"`               // 40-hex commit id
+	Parent string `json:"parent,omitempty"` // the commit of snapshot ExpectSeq (none when 0)
+	// Pack is a git pack (base64 in JSON) of every object ID reaches and
+	// Parent does not, as `git pack-objects --revs` writes it.
+	Pack []byte `json:"pack"`
 }
 
 // ChangesResult is the answer of POST …/changes. Error is set (with HTTP

@@ -61,6 +61,16 @@ func isLockError(err error) bool {
 // (serve's own store, tests). Close does not close the store.
 func FromStore(st *store.Store) Source { return &storeSource{st: st, name: "the snapshot store"} }
 
+// Store returns the store src reads when src is over a store (a data dir
+// this process opened, or FromStore), else nil: a command that writes into
+// Relay records its snapshot there.
+func Store(src Source) *store.Store {
+	if s, ok := src.(*storeSource); ok {
+		return s.st
+	}
+	return nil
+}
+
 var _ Source = (*storeSource)(nil)
 
 type storeSource struct {
