@@ -14,7 +14,6 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 
-	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 )
 
@@ -353,11 +352,7 @@ func (h *helper) localTip(ctx context.Context) (*localTip, error) {
 	if err != nil || id.IsZero() {
 		return nil, err
 	}
-	folder, seq, ok := history.SnapshotOf(msg)
-	if !ok || folder != h.target.Folder || seq == 0 {
-		return nil, nil
-	}
-	return &localTip{commit: id, parents: parents, seq: seq}, nil
+	return h.repo.tipAt(ctx, h.target.Folder, id, parents, msg)
 }
 
 // fetch hands git the pending pack and records the new tip.

@@ -446,11 +446,14 @@ func (h *helper) installKeptPack(ctx context.Context, src source.Source, cfg his
 	}
 	ip := &installedPack{pack: path}
 	id, parents, msg, err := h.repo.commitAt(ctx, commit)
-	folder, s, ok := history.SnapshotOf(msg)
-	if err != nil || id.String() != commit || !ok || folder != h.target.Folder || s != seq {
+	var tip *localTip
+	if err == nil && id.String() == commit {
+		tip, err = h.repo.tipAt(ctx, h.target.Folder, id, parents, msg)
+	}
+	if err != nil || tip == nil || tip.seq != seq {
 		ip.remove()
 		return nil
 	}
-	ip.tip = &localTip{commit: id, parents: parents, seq: seq}
+	ip.tip = tip
 	return ip
 }

@@ -135,7 +135,11 @@ func (h *helper) pushRef(ctx context.Context, src, dst string, force bool) strin
 	if len(changes) == 0 {
 		return "" // commits that change no file: nothing to write
 	}
-	res, err := h.writeChanges(ctx, changes)
+	commit, err := h.pushCommit(ctx, h.tip, id)
+	if err != nil {
+		return oneLine(err)
+	}
+	res, err := h.writeChanges(ctx, readapi.ChangesRequest{Changes: changes, ExpectSeq: h.tipSeq, DryRun: h.dryRun, Commit: commit})
 	if res != nil && h.verbosity > 0 {
 		for _, a := range res.Actions {
 			fmt.Fprintf(h.cfg.Stderr, "relay: %s\n", a)
@@ -157,7 +161,7 @@ func (h *helper) pushRef(ctx context.Context, src, dst string, force bool) strin
 	case h.dryRun:
 		h.note("dry run: %d changes would be written into Relay", len(res.Actions))
 	case h.verbosity > 0:
-		fmt.Fprintf(h.cfg.Stderr, "relay: wrote %d paths into Relay; they come back as the folder's next snapshot, a commit of its own with the same files: the next fetch is a forced update of the remote's main, which git pull merges without conflicts\n", len(res.Written))
+		fmt.Fprintf(h.cfg.Stderr, "relay: wrote %d paths into Relay; the folder's next snapshot is commit %s itself\n", len(res.Written), id)
 	}
 	return ""
 }
@@ -409,13 +413,35 @@ func storePaths(files []store.File) func(string) string {
 	}
 }
 
-// writeChanges writes changes into Relay: through the server's write route
-// (with the write token), or, for a data dir, straight to the Relay Server
-// named by RELAY_SERVER_URL. The result is nil when nothing was tried.
-func (h *helper) writeChanges(ctx context.Context, changes []readapi.WriteChange) (*readapi.ChangesResult, error) {
+// pushCommit is the pushed commit id with the pack of what it brings over
+// base (the remote's head; zero: none), which the history takes as the
+// snapshot its changes come back as.
+func (h *helper) pushCommit(ctx context.Context, base, id plumbing.Hash) (*readapi.PushCommit, error) {
+	revs := id.String() + "\n"
+	c := &readapi.PushCommit{ID: id.String()}
+	if !base.IsZero() {
+		revs += "^" + base.String() + "\n"
+		c.Parent = base.String()
+	}
+	pack, err := h.git.output(ctx, []byte(revs), "pack-objects", "--revs", "--stdout", "-q")
+	if err != nil {
+		return nil, fmt.Errorf("packing the pushed commits: %w", err)
+	}
+	if len(pack) > readapi.MaxChangesBody/2 {
+		return nil, refuse("the pushed commits bring %d MiB of objects, more than the %d MiB a push may: push fewer or smaller files at a time", len(pack)>>20, readapi.MaxChangesBody>>21)
+	}
+	c.Pack = pack
+	return c, nil
+}
+
+// writeChanges writes a push's changes into Relay: through the server's
+// write route (with the write token), or, for a data dir, straight to the
+// Relay Server named by RELAY_SERVER_URL. The result is nil when nothing
+// was tried.
+func (h *helper) writeChanges(ctx context.Context, req readapi.ChangesRequest) (*readapi.ChangesResult, error) {
 	f := h.target.Folder
 	if h.target.Server == "" {
-		return h.writeToRelay(ctx, changes)
+		return h.writeToRelay(ctx, req)
 	}
 	token, cred := h.writeToken(ctx)
 	c, err := readapi.New(h.target.Server, token, readapi.WithUserAgent("git-remote-relay"))
@@ -423,7 +449,7 @@ func (h *helper) writeChanges(ctx context.Context, changes []readapi.WriteChange
 		return nil, err
 	}
 	defer c.Close()
-	res, err := c.WriteChanges(ctx, f, readapi.ChangesRequest{Changes: changes, ExpectSeq: h.tipSeq, DryRun: h.dryRun})
+	res, err := c.WriteChanges(ctx, f, req)
 	switch {
 	case errors.Is(err, readapi.ErrUnauthorized) && cred != nil:
 		if rerr := cred.Reject(ctx, h.git.cred()); rerr != nil {
@@ -461,58 +487,20 @@ func (h *helper) writeToken(ctx context.Context) (string, *gitcred.Credential) {
 	return "", nil
 }
 
-// writeToRelay writes changes for a data dir target: the data dir (open
-// since list, so no serve can be recording snapshots) must still have
-// the snapshot the push builds on, and RELAY_SERVER_URL and
-// RELAY_SERVER_API_KEY say where the Relay Server is.
-func (h *helper) writeToRelay(ctx context.Context, changes []readapi.WriteChange) (*readapi.ChangesResult, error) {
+// writeToRelay writes a push for a data dir target: the data dir (open
+// since list, so no serve can be recording snapshots) must still have the
+// snapshot the push builds on, and RELAY_SERVER_URL and
+// RELAY_SERVER_API_KEY say where the Relay Server is. The push is recorded
+// in the data dir as its next snapshot.
+func (h *helper) writeToRelay(ctx context.Context, req readapi.ChangesRequest) (*readapi.ChangesResult, error) {
 	f := h.target.Folder
 	relayURL := h.cfg.Getenv(EnvRelayServerURL)
 	if relayURL == "" {
 		return nil, fmt.Errorf("pushing to a data dir writes to the Relay Server itself: set %s and %s, or push through a running serve (relay::http://host:port/%s)", EnvRelayServerURL, EnvRelayServerAPIKey, f)
 	}
-	head, err := h.src.Folder(ctx, f)
-	if err != nil {
-		return nil, err
-	}
-	if head.LatestSeq != h.tipSeq {
-		return nil, fmt.Errorf("%w: %s has snapshot %d now, and the push was made against snapshot %d: fetch, then push again", readapi.ErrStale, f, head.LatestSeq, h.tipSeq)
-	}
 	rc, err := relay.NewClient(relay.ClientOptions{BaseURL: relayURL, APIKey: h.cfg.Getenv(EnvRelayServerAPIKey), Logger: h.log, UserAgent: "git-remote-relay"})
 	if err != nil {
 		return nil, err
 	}
-	wc := make([]writeback.Change, len(changes))
-	for i, c := range changes {
-		wc[i] = writeback.Change{Path: c.Path, Delete: c.Delete, From: c.From, Kind: c.Kind, Data: c.Data}
-	}
-	var base *store.Snapshot
-	if h.tipSeq > 0 {
-		if base, err = h.src.Snapshot(ctx, f, h.tipSeq); err != nil {
-			return nil, err
-		}
-	}
-	if err := writeguard.Check(ctx, rc, f, base, h.src.Blob, wc); err != nil {
-		if errors.Is(err, writeguard.ErrChanged) {
-			err = fmt.Errorf("%w: %w", readapi.ErrStale, err)
-		}
-		return nil, err
-	}
-	plan, err := writeback.Prepare(ctx, rc, f, wc)
-	if err != nil {
-		return nil, err
-	}
-	res := &readapi.ChangesResult{DryRun: h.dryRun, Actions: []readapi.RestoreAction{}, Written: []string{}}
-	for _, a := range plan.Actions {
-		res.Actions = append(res.Actions, readapi.RestoreAction{Op: string(a.Op), Path: a.Path, OldPath: a.From, DocID: a.DocID, Detail: a.Detail})
-	}
-	if h.dryRun {
-		return res, nil
-	}
-	w, err := plan.Apply(ctx)
-	res.Written = append(res.Written, w.Paths...)
-	if errors.Is(err, relay.ErrNeedFileToken) {
-		err = fmt.Errorf("%w; new or changed attachments cannot be written with the server token alone: push notes and canvases, and add the attachment in Obsidian", err)
-	}
-	return res, err
+	return writeguard.WriteChanges(ctx, h.src, rc, writeguard.RecordInto(h.src, rc, h.log), f, req)
 }

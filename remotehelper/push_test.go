@@ -187,33 +187,31 @@ func TestPushThroughServe(t *testing.T) {
 		t.Errorf("the safe name %s became an entry of its own", conGit)
 	}
 
-	// The writes come back as a snapshot with the pushed tree; fetching
-	// it (a forced update of origin/main) works.
+	// The push is recorded at once as the folder's next snapshot, and its
+	// commit is the pushed commit itself: the fetch fast-forwards to it.
 	srv.waitFor(f, "the pushed snapshot", func(s *store.Snapshot) bool {
 		return s.Seq > first.Seq && hasFile(s, "new/place/name.md") && hasFile(s, "img/new.png") && !hasFile(s, "gone.md")
 	})
-	g.git(repo, "fetch", "-q")
-	if a, b := revParse(g, repo, "origin/main^{tree}"), revParse(g, repo, pushed+"^{tree}"); a != b {
-		t.Errorf("the fetched snapshot has tree %s, the pushed commit %s:\n%s", a, b, g.git(repo, "diff", "--stat", pushed, "origin/main"))
-	}
-	// git pull merges it without conflicts, into the same tree.
-	if merged := strings.TrimSpace(g.git(repo, "merge-tree", "--write-tree", "HEAD", "origin/main")); merged != revParse(g, repo, pushed+"^{tree}") {
-		t.Errorf("merging the snapshot gives tree %s", merged)
+	sameCommitOnFetch(t, g, repo)
+	if got := revParse(g, repo, "origin/main"); got != pushed {
+		t.Errorf("origin/main is %s after the fetch, want the pushed %s", got, pushed)
 	}
 
 	w := g.with(readapi.WriteTokenEnv + "=" + e2eWriteToken)
 
-	// A commit on top of the pushed one no longer fast-forwards the
-	// remote (whose head is the snapshot): refused, even forced.
+	// A commit that does not build on the remote's head (the pushed
+	// commit) is refused, even forced.
+	g.git(repo, "checkout", "-q", "-b", "side", pushed+"^")
 	writeFile(t, filepath.Join(repo, "todo.md"), "- [x] write\n")
 	g.git(repo, "commit", "-q", "-am", "not on the remote's head")
 	before = writes(relay, folder)
-	if msg := w.mustFail(repo, "push", "origin", "main"); !strings.Contains(msg, "rejected") {
+	if msg := w.mustFail(repo, "push", "origin", "side:main"); !strings.Contains(msg, "rejected") {
 		t.Errorf("non-fast-forward push:\n%s", msg)
 	}
-	if msg := w.mustFail(repo, "push", "--force", "origin", "main"); !strings.Contains(msg, "non-fast-forward") {
+	if msg := w.mustFail(repo, "push", "--force", "origin", "side:main"); !strings.Contains(msg, "non-fast-forward") {
 		t.Errorf("forced non-fast-forward push:\n%s", msg)
 	}
+	g.git(repo, "checkout", "-q", "main")
 
 	// On the remote's head, with a symlink: refused, naming it.
 	g.git(repo, "reset", "-q", "--hard", "origin/main")
@@ -318,6 +316,11 @@ func TestPushToDataDir(t *testing.T) {
 	if got := yjsoracle.DocText(t, relay, folder.RelayID(), aID, "contents"); got != "alpha, edited\n" {
 		t.Errorf("yjs reads a.md as %q", got)
 	}
+
+	// The push is the data dir's next snapshot: the fetch after it is no
+	// forced update, and the history has the pushed commit itself, even
+	// though the push had to be repeated.
+	sameCommitOnFetch(t, w, repo)
 
 	// A new attachment needs a file token to upload, which the server
 	// token is not: refused with a message that says so, nothing written.
@@ -540,5 +543,19 @@ func TestPushToEmptyFolder(t *testing.T) {
 	}
 	if _, ok := folder.Entry("/first/aux.md"); ok {
 		t.Error("first/aux.md was written")
+	}
+}
+
+// sameCommitOnFetch fetches origin in repo and checks that its main is
+// the local main, the commit just pushed, reached without a forced update.
+func sameCommitOnFetch(t *testing.T, g *gitEnv, repo string) {
+	t.Helper()
+	_, stderr := g.git2(repo, "fetch", "origin")
+	if strings.Contains(stderr, "forced update") {
+		t.Errorf("the fetch after a push was a forced update:\n%s", stderr)
+	}
+	local, remote := g.git(repo, "rev-parse", "main"), g.git(repo, "rev-parse", "origin/main")
+	if local != remote {
+		t.Errorf("after the push and a fetch origin/main is %s, the pushed main %s\n%s", remote, local, g.git(repo, "log", "--format=%H %P %s", "-3", "origin/main"))
 	}
 }

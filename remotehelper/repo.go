@@ -16,6 +16,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
+	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -72,6 +73,39 @@ type localTip struct {
 	commit  plumbing.Hash
 	parents []plumbing.Hash
 	seq     uint64
+}
+
+// maxPushedCommits bounds the walk from a pushed commit back to the
+// snapshot commit it was pushed on.
+const maxPushedCommits = 1000
+
+// tipAt returns the local tip that commit id (with parents and message)
+// stands for in folder f's history, or nil when it is not one. A commit
+// of the history names its snapshot in its message. A pushed commit does
+// not (it is the user's own): it stands for the snapshot after the one
+// its first-parent chain was pushed on, which the synthesis checks.
+func (r *localRepo) tipAt(ctx context.Context, f store.FolderID, id plumbing.Hash, parents []plumbing.Hash, msg string) (*localTip, error) {
+	tip := &localTip{commit: id, parents: parents}
+	for range maxPushedCommits {
+		folder, seq, ok := history.SnapshotOf(msg)
+		switch {
+		case ok && (folder != f || seq == 0):
+			return nil, nil
+		case ok && id == tip.commit:
+			tip.seq = seq
+			return tip, nil
+		case ok:
+			tip.seq = seq + 1
+			return tip, nil
+		case len(parents) == 0:
+			return nil, nil
+		}
+		var err error
+		if id, parents, msg, err = r.commitAt(ctx, parents[0].String()); err != nil || id.IsZero() {
+			return nil, err
+		}
+	}
+	return nil, nil
 }
 
 // commitAt reads the commit ref points at: its id, parents and message,

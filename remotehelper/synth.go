@@ -141,14 +141,23 @@ func (s *synthesis) run(parent context.Context) (synthResult, error) {
 	}()
 
 	sink := &objectSink{ctx: ctx, entries: entries, sent: make(map[plumbing.Hash]struct{})}
-	syn := history.New(s.cfg, sink)
+	syn := history.New(s.cfg, sink).ReadPacksWith(func(id store.BlobID) ([]byte, error) { return s.src.Blob(ctx, id) })
 	var tip plumbing.Hash
 	for it := range items {
 		if it.seed {
 			sink.seeding = true
 			tree, err := syn.Tree(it.snap.Files)
+			parents := s.base.parents
+			if p := it.snap.Origin.Pushed; p != nil && plumbing.Hash(p.Commit) == s.base.commit {
+				// The base is a pushed commit: the snapshot's commit if
+				// it continues from the push's parent.
+				parents = nil
+				if p.Parent != ([20]byte{}) {
+					parents = []plumbing.Hash{plumbing.Hash(p.Parent)}
+				}
+			}
 			if err == nil {
-				tip, err = syn.Commit(it.snap, s.base.parents, tree)
+				tip, err = syn.Commit(it.snap, parents, tree)
 			}
 			sink.seeding = false
 			if err != nil {
@@ -213,6 +222,9 @@ func (s *synthesis) writeLoop(ctx context.Context, entries <-chan packEntry) (bl
 			if j.err != nil {
 				return blobs, j.err
 			}
+			if _, ok := s.pack.offset(plumbing.Hash(j.id)); ok {
+				continue // came in the pack of a pushed commit
+			}
 			var baseOff uint64
 			if j.delta != nil {
 				var ok bool
@@ -227,9 +239,17 @@ func (s *synthesis) writeLoop(ctx context.Context, entries <-chan packEntry) (bl
 			blobs++
 			continue
 		}
-		if e.typ == plumbing.CommitObject {
+		switch e.typ {
+		case plumbing.CommitObject:
 			if err := s.pack.write(e.id, objCommit, len(e.data), 0, compress(e.data)); err != nil {
 				return blobs, err
+			}
+			continue
+		case plumbing.BlobObject: // from the pack of a pushed commit
+			if _, ok := s.pack.offset(e.id); !ok {
+				if err := s.pack.write(e.id, objBlob, len(e.data), 0, compress(e.data)); err != nil {
+					return blobs, err
+				}
 			}
 			continue
 		}
@@ -437,7 +457,7 @@ func (s *objectSink) SetEncodedObject(o plumbing.EncodedObject) (plumbing.Hash, 
 	if s.entries == nil {
 		return h, nil
 	}
-	if t := o.Type(); t != plumbing.TreeObject && t != plumbing.CommitObject {
+	if t := o.Type(); t != plumbing.TreeObject && t != plumbing.CommitObject && t != plumbing.BlobObject {
 		return h, fmt.Errorf("remotehelper: unexpected %s object %s", t, h)
 	}
 	r, err := o.Reader()

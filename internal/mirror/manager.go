@@ -429,8 +429,14 @@ func (k *connector) getRepo() (*repo, error) {
 		return nil, err
 	}
 	k.repo = r
-	k.synth = history.New(k.m.cfg.History, countingStorer{r.st, &r.loose})
+	k.synth = k.newSynth(r)
 	return r, nil
+}
+
+// newSynth returns the Synthesizer that writes into r, reading the packs
+// of pushed commits from the store.
+func (k *connector) newSynth(r *repo) *history.Synthesizer {
+	return history.New(k.m.cfg.History, countingStorer{r.st, &r.loose}).ReadPacksWith(k.m.cfg.Store.Blob)
 }
 
 // maybeRepack packs the mirror's loose objects when there are many.
@@ -447,7 +453,7 @@ func (k *connector) maybeRepack() {
 	}
 	r.loose = 0
 	// The synthesizer holds the old storage: start a new one on the new.
-	k.synth = history.New(k.m.cfg.History, countingStorer{r.st, &r.loose})
+	k.synth = k.newSynth(r)
 	k.m.log.Debug("packed the mirror repository", "connector", k.display, "objects", n, "took", time.Since(start).Round(time.Millisecond))
 }
 
