@@ -345,3 +345,65 @@ func TestDiff(t *testing.T) {
 		t.Errorf("Diff = %s\nwant   %s", got.String(), want)
 	}
 }
+
+// A write of relay-git-sync itself holds off the folder's other syncs and
+// is recorded with its origin before they run; a write that failed half way
+// is recorded too, with its error returned.
+func TestWriteIsRecordedBeforeOtherSyncs(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	_, err := e.folder.AddMarkdown("/a.md", "alpha\n")
+	e.must(err)
+	e.sync(Request{})
+
+	inWrite, release := make(chan struct{}), make(chan struct{})
+	other := make(chan *Result)
+	var res *Result
+	var werr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		res, werr = e.syncer.Write(ctx, e.id, func(ctx context.Context) (*Request, error) {
+			if err := e.folder.EditMarkdown("/a.md", "alpha, restored\n"); err != nil {
+				return nil, err
+			}
+			close(inWrite)
+			<-release // a webhook's sync, started meanwhile, must wait
+			return &Request{Folder: e.id, Origin: store.Origin{Restored: 1}}, nil
+		})
+	}()
+	<-inWrite
+	go func() {
+		r, err := e.syncer.SyncFolder(ctx, Request{Folder: e.id})
+		if err != nil {
+			r = nil
+		}
+		other <- r
+	}()
+	// Give the sync time to reach the folder's lock (if it is slow, the
+	// test only proves less).
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	<-done
+	if werr != nil || res == nil || res.Snapshot == nil || res.Snapshot.Seq != 2 || res.Snapshot.Origin.Restored != 1 {
+		t.Fatalf("write: %+v %v", res, werr)
+	}
+	if r := <-other; r == nil || r.Snapshot != nil {
+		t.Fatalf("the sync held off by the write recorded %+v, want nothing left to record", r)
+	}
+
+	// Failed half way: what was written is recorded, the error returned.
+	boom := errors.New("the folder document failed")
+	res, err = e.syncer.Write(ctx, e.id, func(ctx context.Context) (*Request, error) {
+		e.must(e.folder.EditMarkdown("/a.md", "alpha, half\n"))
+		return &Request{Folder: e.id, Origin: store.Origin{Restored: 1}}, boom
+	})
+	if !errors.Is(err, boom) || res == nil || res.Snapshot == nil || res.Snapshot.Origin.Restored != 1 {
+		t.Fatalf("failed write: %+v %v", res, err)
+	}
+	// No request: nothing recorded.
+	if res, err := e.syncer.Write(ctx, e.id, func(context.Context) (*Request, error) { return nil, nil }); res != nil || err != nil {
+		t.Fatalf("write without a request: %+v %v", res, err)
+	}
+	wantTree(t, e.tree(), map[string]string{"a.md": "alpha, half\n"})
+}
