@@ -87,6 +87,7 @@ type edit struct {
 	set     map[string]string // path -> new content
 	del     []string
 	renames map[string]string // old path -> new path (content kept unless also in set)
+	origin  store.Origin
 }
 
 func (v *vault) commit(e edit) uint64 {
@@ -117,7 +118,7 @@ func (v *vault) commit(e edit) uint64 {
 		delete(v.docs, p)
 	}
 	slices.SortFunc(changes, func(a, b store.Change) int { return strings.Compare(a.Path, b.Path) })
-	snap := &store.Snapshot{Folder: testFolder, Time: t0.Add(time.Duration(v.seq) * time.Minute), Users: e.users, Changes: changes}
+	snap := &store.Snapshot{Folder: testFolder, Time: t0.Add(time.Duration(v.seq) * time.Minute), Users: e.users, Changes: changes, Origin: e.origin}
 	for p, c := range v.files {
 		id, err := v.st.PutBlob([]byte(c), store.BlobID{})
 		if err != nil {

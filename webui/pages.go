@@ -2,6 +2,7 @@ package webui
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"mime"
 	"net/http"
@@ -80,6 +81,8 @@ type snapRow struct {
 	More     int // changes not listed
 	Summary  string
 	NumFiles int
+	Restored uint64 // a restore of this snapshot wrote it
+	Pushed   string // a git push of this commit (short id) wrote it
 }
 
 // maxListedChanges is how many changed paths a timeline row lists.
@@ -88,6 +91,10 @@ const maxListedChanges = 8
 func newSnapRow(info store.SnapshotInfo, people map[string]string, limit int) snapRow {
 	row := snapRow{Seq: info.Seq, Time: info.Time, Users: names(people, info.Users), NumFiles: info.NumFiles, Summary: summary(info.Changes)}
 	row.Changes = info.Changes
+	row.Restored = info.Origin.Restored
+	if p := info.Origin.Pushed; p != nil {
+		row.Pushed = hex.EncodeToString(p.Commit[:])[:12]
+	}
 	if limit > 0 && len(row.Changes) > limit {
 		row.More = len(row.Changes) - limit
 		row.Changes = row.Changes[:limit]
@@ -308,7 +315,7 @@ func (u *ui) snapshotPage(w http.ResponseWriter, r *http.Request, s *session) {
 		u.failErr(w, r, s, "Reading folder "+f.ID.String(), err)
 		return
 	}
-	info := store.SnapshotInfo{Seq: snap.Seq, Time: snap.Time, Users: snap.Users, Changes: snap.Changes, NumFiles: len(snap.Files)}
+	info := store.SnapshotInfo{Seq: snap.Seq, Time: snap.Time, Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, NumFiles: len(snap.Files)}
 	d := snapshotData{Row: newSnapRow(info, u.people(ctx), 0), Files: snap.Files}
 	if snap.Seq > 1 {
 		d.Prev = snap.Seq - 1

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/net/html"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // TestSignIn: a wrong token is refused without a session; the read token
@@ -321,6 +323,32 @@ func TestTimelinePages(t *testing.T) {
 	_, body, _ := e.get(c, folderURL()+"?before=71")
 	if !strings.Contains(body, `<li id="s70">`) || strings.Contains(body, `<li id="s71">`) || !strings.Contains(body, `rel="prev"`) {
 		t.Errorf("?before=71 does not start at 70 with a newer link")
+	}
+}
+
+// Snapshots written by a restore or a push say so in the timeline and on
+// their own page.
+func TestTimelineShowsOrigin(t *testing.T) {
+	v := newVault(t)
+	v.commit(edit{set: map[string]string{"n.md": "one"}})
+	v.commit(edit{set: map[string]string{"n.md": "two"}})
+	v.commit(edit{set: map[string]string{"n.md": "one"}, origin: store.Origin{Restored: 1}})
+	pack, err := v.st.PutBlob([]byte("pack"), store.BlobID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.commit(edit{set: map[string]string{"n.md": "three"}, origin: store.Origin{Pushed: &store.Pushed{Commit: [20]byte{0xab, 0xcd, 0xef}, Pack: pack}}})
+	e := newEnv(t, v, nil)
+	c := e.signedIn(readToken)
+	restored := `restore of <a href="` + folderURL() + `s/1/">snapshot 1</a>`
+	_, body, _ := e.get(c, folderURL())
+	for _, want := range []string{restored, "git push of <code>abcdef000000</code>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the timeline lacks %q", want)
+		}
+	}
+	if _, body, _ := e.get(c, folderURL()+"s/3/"); !strings.Contains(body, restored) {
+		t.Errorf("snapshot 3's page does not say it restored snapshot 1:\n%s", body)
 	}
 }
 
