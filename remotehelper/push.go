@@ -132,9 +132,6 @@ func (h *helper) pushRef(ctx context.Context, src, dst string, force bool) strin
 		}
 		return oneLine(err)
 	}
-	if len(changes) == 0 {
-		return "" // commits that change no file: nothing to write
-	}
 	commit, err := h.pushCommit(ctx, h.tip, id)
 	if err != nil {
 		return oneLine(err)

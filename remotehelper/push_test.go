@@ -321,6 +321,10 @@ func TestPushToDataDir(t *testing.T) {
 	// forced update, and the history has the pushed commit itself, even
 	// though the push had to be repeated.
 	sameCommitOnFetch(t, w, repo)
+	// A commit that changes no file writes nothing, and is history too.
+	g.git(repo, "commit", "-q", "--allow-empty", "-m", "a note to self")
+	w.git(repo, "push", "origin", "main")
+	sameCommitOnFetch(t, w, repo)
 
 	// A new attachment needs a file token to upload, which the server
 	// token is not: refused with a message that says so, nothing written.

@@ -299,7 +299,9 @@ func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 		prevFiles = prev.Files
 	}
 	changes := Diff(prevFiles, files)
-	if len(changes) == 0 {
+	// A pushed commit that changes no file is still a snapshot: its
+	// commit must be in the history, or the pusher's branch is ahead of it.
+	if len(changes) == 0 && req.Origin.Pushed == nil {
 		if len(newStates) > 0 || len(drop) > 0 {
 			// Nothing to snapshot, but remember what was fetched.
 			if err := s.cfg.Store.PutDocStates(f, newStates, drop); err != nil {

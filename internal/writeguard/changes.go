@@ -103,7 +103,7 @@ func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, rec
 		if errors.Is(err, relay.ErrNeedFileToken) {
 			err = fmt.Errorf("%w; new or changed attachments cannot be written with the server token alone: push notes and canvases, and add the attachment in Obsidian", err)
 		}
-		if err != nil || len(w.Paths) == 0 {
+		if err != nil || (len(w.Paths) == 0 && pushed == nil) {
 			return nil, err
 		}
 		return &ingest.Request{Folder: f, Dirty: plan.Docs(), Origin: store.Origin{Pushed: pushed}}, nil
