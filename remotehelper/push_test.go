@@ -196,6 +196,13 @@ func TestPushThroughServe(t *testing.T) {
 	if got := revParse(g, repo, "origin/main"); got != pushed {
 		t.Errorf("origin/main is %s after the fetch, want the pushed %s", got, pushed)
 	}
+	// A clone made now ends at the pushed commit, which the helper's next
+	// fetch there starts from.
+	g.git(work, "clone", "-q", "relay::"+srv.url+"/"+f.String(), "second")
+	second := filepath.Join(work, "second")
+	if got := revParse(g, second, "HEAD"); got != pushed {
+		t.Errorf("a clone after the push ends at %s, want the pushed %s", got, pushed)
+	}
 
 	w := g.with(readapi.WriteTokenEnv + "=" + e2eWriteToken)
 
@@ -251,6 +258,20 @@ func TestPushThroughServe(t *testing.T) {
 	}
 	if n := writes(relay, folder); n != before {
 		t.Fatalf("a push behind the remote wrote %d updates", n-before)
+	}
+	// The fetch of that edit is a fast-forward on top of the pushed
+	// commit, and incremental: it starts from the snapshot the push was
+	// made on (git had the pushed commit already, so the fetch after the
+	// push fetched nothing and the helper's own tip stayed there).
+	_, stderr = g.git2(repo, "fetch", "-v", "-v", "origin")
+	if !strings.Contains(stderr, "relay: 2 new snapshots") || strings.Contains(stderr, "forced update") {
+		t.Errorf("the fetch after the pushed commit:\n%s", stderr)
+	}
+	if parent := revParse(g, repo, "origin/main^"); parent != pushed {
+		t.Errorf("the Relay edit's commit has parent %s, want the pushed commit %s", parent, pushed)
+	}
+	if _, stderr := g.git2(second, "fetch", "-v", "-v", "origin"); !strings.Contains(stderr, "relay: 1 new snapshots") || strings.Contains(stderr, "forced update") {
+		t.Errorf("the fetch from a clone that ends at the pushed commit:\n%s", stderr)
 	}
 }
 
