@@ -221,7 +221,11 @@ func (s *Store) worthCompressing(data []byte) bool {
 	if len(data) <= maxDeltaInput {
 		return true
 	}
-	sample := data[:compressSample]
+	return s.compresses(data[:compressSample])
+}
+
+// compresses reports whether zstd saves more than 1/16 of sample.
+func (s *Store) compresses(sample []byte) bool {
 	return len(s.z.compress(sample)) < len(sample)-len(sample)/16
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -61,41 +62,57 @@ func TestLargeBlobReadCostsOneCopy(t *testing.T) {
 }
 
 // BenchmarkLargeBlob reports what storing and reading one large
-// incompressible attachment allocates (MB per op), the store's share of
-// serve's peak memory for a large attachment (bench/README.md, "Memory").
+// incompressible attachment allocates (alloc-MB/op) and how far it grows
+// the heap (peak-heap-MB/op, see peakHeapGrowth), through the []byte
+// methods (PutBlob, Blob) and the streaming ones (PutBlobFrom, OpenBlob):
+// the store's share of serve's peak memory for a large attachment
+// (bench/README.md, "Memory").
 func BenchmarkLargeBlob(b *testing.B) {
 	const n = 200_000_000
 	data := randomBlob(n)
-	for _, op := range []string{"PutBlob", "Blob"} {
+	for _, op := range []string{"PutBlob", "Blob", "PutBlobFrom", "OpenBlob"} {
 		b.Run(op, func(b *testing.B) {
 			var total uint64
+			var peak int64
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				s := openDisk(b, b.TempDir(), Options{})
 				var id BlobID
-				if op == "Blob" {
+				if op == "Blob" || op == "OpenBlob" {
 					var err error
 					if id, err = s.PutBlob(data, BlobID{}); err != nil {
 						b.Fatal(err)
 					}
 				}
 				b.StartTimer()
-				total += allocated(func() {
-					var err error
-					if op == "PutBlob" {
-						_, err = s.PutBlob(data, BlobID{})
-					} else {
-						_, err = s.Blob(id)
-					}
-					if err != nil {
-						b.Fatal(err)
-					}
-				})
+				var err error
+				peak = max(peak, peakHeapGrowth(func() {
+					total += allocated(func() {
+						switch op {
+						case "PutBlob":
+							_, err = s.PutBlob(data, BlobID{})
+						case "Blob":
+							_, err = s.Blob(id)
+						case "PutBlobFrom":
+							_, _, err = s.PutBlobFrom(hideLen{bytes.NewReader(data)}, -1, BlobID{})
+						case "OpenBlob":
+							var rc io.ReadCloser
+							if rc, _, err = s.OpenBlob(id); err == nil {
+								_, err = io.Copy(io.Discard, rc)
+								rc.Close()
+							}
+						}
+					})
+				}))
+				if err != nil {
+					b.Fatal(err)
+				}
 				b.StopTimer()
 				s.Close()
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(total)/float64(b.N)/1e6, "alloc-MB/op")
+			b.ReportMetric(float64(peak)/1e6, "peak-heap-MB/op")
 		})
 	}
 }
