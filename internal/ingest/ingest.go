@@ -5,7 +5,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -501,13 +500,7 @@ func (s *Syncer) fetch(ctx context.Context, f store.FolderID, j *job) error {
 	var data []byte
 	switch e.Kind() {
 	case relay.KindFile:
-		var buf bytes.Buffer
-		w := &limitWriter{w: &buf, n: s.cfg.MaxFileBytes}
-		if _, err := s.cfg.Relay.FetchFile(ctx, f.Relay, e.ID, e.Hash, w); err != nil {
-			return err
-		}
-		data = buf.Bytes()
-		j.hash = sha256.Sum256(data)
+		return s.fetchFile(ctx, f, j)
 	default:
 		raw, err := s.cfg.Relay.FetchDoc(ctx, f.Relay, e.ID)
 		if err != nil {
@@ -539,6 +532,43 @@ func (s *Syncer) fetch(ctx context.Context, f store.FolderID, j *job) error {
 	j.unchanged = j.hasState && id == j.state.Blob
 	return nil
 }
+
+// fetchFile streams attachment j from the Relay Server into the store:
+// the download is never held whole (attachments run to hundreds of MB).
+func (s *Syncer) fetchFile(ctx context.Context, f store.FolderID, j *job) error {
+	e := j.entry
+	pr, pw := io.Pipe()
+	h := sha256.New()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w := &limitWriter{w: io.MultiWriter(pw, h), n: s.cfg.MaxFileBytes}
+		_, err := s.cfg.Relay.FetchFile(ctx, f.Relay, e.ID, e.Hash, w)
+		// The store sees the end of the content only once FetchFile has
+		// checked its hash: a failed or mismatched download stores nothing.
+		pw.CloseWithError(err)
+	}()
+	base := store.BlobID{}
+	if j.hasState {
+		base = j.state.Blob
+	}
+	id, size, err := s.cfg.Store.PutBlobFrom(pr, -1, base)
+	// Unblocks the download if the store stopped reading; its own error,
+	// if any, is the one returned (the pipe returns it to PutBlobFrom).
+	pr.CloseWithError(errStoreFailed)
+	<-done
+	if err != nil {
+		return err
+	}
+	j.fetched = true
+	j.hash = [32]byte(h.Sum(nil))
+	j.blob, j.size = id, size
+	j.unchanged = j.hasState && id == j.state.Blob
+	return nil
+}
+
+// errStoreFailed ends a download whose content the store stopped reading.
+var errStoreFailed = errors.New("storing the attachment failed")
 
 // render turns a markdown or canvas document into the bytes of its file.
 func render(e relay.Entry, raw []byte) ([]byte, error) {
