@@ -58,5 +58,11 @@
 // written as the Relay plugin would (internal/writeback), through the
 // server's write route (serve --allow-writes, the write token) or, for a
 // data dir, straight to the Relay Server. Anything Relay cannot hold
-// refuses the whole push before anything is written.
+// refuses the whole push before anything is written. The push also sends
+// a pack of the pushed commits (git pack-objects), and the snapshot that
+// records the writes is recorded as the pushed commit itself (see
+// internal/history): the next fetch fast-forwards to it. A commit without
+// a Relay-Snapshot trailer at the helper's private ref is such a pushed
+// commit; it stands for the snapshot after the one its first parents lead
+// to (tipAt).
 package remotehelper
