@@ -488,8 +488,12 @@ func (s *Scheduler) sliceDocs() int {
 // Write runs a write of relay-git-sync itself into folder f and records
 // its snapshot (see Syncer.Write), which is then reported as any other.
 func (s *Scheduler) Write(ctx context.Context, f store.FolderID, write func(context.Context) (*Request, error)) (*Result, error) {
+	start := time.Now()
 	res, err := s.cfg.Syncer.Write(ctx, f, write)
 	if res != nil {
+		if s.cfg.OnSync != nil {
+			s.cfg.OnSync(f, time.Since(start), res, nil)
+		}
 		s.recorded(ctx, f, res)
 	}
 	return res, err
