@@ -495,7 +495,8 @@ func (h *helper) writeToRelay(ctx context.Context, req readapi.ChangesRequest) (
 	if relayURL == "" {
 		return nil, fmt.Errorf("pushing to a data dir writes to the Relay Server itself: set %s and %s, or push through a running serve (relay::http://host:port/%s)", EnvRelayServerURL, EnvRelayServerAPIKey, f)
 	}
-	rc, err := relay.NewClient(relay.ClientOptions{BaseURL: relayURL, APIKey: h.cfg.Getenv(EnvRelayServerAPIKey), Logger: h.log, UserAgent: "git-remote-relay"})
+	rc, err := relay.NewClient(relay.ClientOptions{BaseURL: relayURL, APIKey: h.cfg.Getenv(EnvRelayServerAPIKey), Logger: h.log, UserAgent: "git-remote-relay",
+		FileToken: relay.FileTokensFromEnv(h.cfg.Getenv)})
 	if err != nil {
 		return nil, err
 	}

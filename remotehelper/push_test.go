@@ -16,6 +16,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
 	"github.com/relay-git-sync/relay-git-sync/internal/gitpath"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
+	relaypkg "github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/yjsoracle"
@@ -63,7 +64,7 @@ func entryField(folder *relaytest.Folder, path, key string) string {
 // pushes (no or the wrong token, a non-fast-forward, one behind the
 // remote, a symlink) write nothing.
 func TestPushThroughServe(t *testing.T) {
-	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key", ServerTokenUploads: true})
+	relay := relaytest.NewServer(relaytest.Options{APIKey: "relay-key"})
 	defer relay.Close()
 	folder := relay.NewFolder(relay.NewRelay())
 	add := func(path, text string) string {
@@ -87,8 +88,10 @@ func TestPushThroughServe(t *testing.T) {
 	}
 	f := store.FolderID{Relay: folder.RelayID(), Folder: folder.ID()}
 
+	// The attachment is uploaded with a file token that serve has signed
+	// (relay-server's relay sign, here the fake's stand-in).
 	srv := startServeArgs(t, relay, "relay-key", t.TempDir(), []*relaytest.Folder{folder}, []string{"--allow-writes"},
-		readapi.WriteTokenEnv+"="+e2eWriteToken)
+		readapi.WriteTokenEnv+"="+e2eWriteToken, relaypkg.EnvFileTokenCommand+"="+relay.SignCommand())
 	first := srv.waitFor(f, "the first snapshot", func(s *store.Snapshot) bool { return len(s.Files) == 6 })
 
 	g := newGitEnv(t, EnvToken+"="+e2eToken)
@@ -359,7 +362,13 @@ func TestPushToDataDir(t *testing.T) {
 	if _, ok := folder.Entry("/img.png"); ok || writes(relay, folder) != before {
 		t.Error("the refused attachment push wrote into Relay")
 	}
-	g.git(repo, "reset", "-q", "--hard", "HEAD~1")
+	// With a command that signs file tokens (relay-server's relay sign), it goes.
+	w.with(relaypkg.EnvFileTokenCommand+"="+relay.SignCommand()).git(repo, "push", "origin", "main")
+	sum := sha256.Sum256(pngBytes(5, 500))
+	if h := entryField(folder, "/img.png", "hash"); h != hex.EncodeToString(sum[:]) {
+		t.Errorf("img.png has hash %q in filemeta_v0 after the push", h)
+	}
+	sameCommitOnFetch(t, w, repo)
 
 	// a.md is edited in Obsidian; the data dir (no serve) has no snapshot
 	// of it. A push that edits a.md again would take that edit back:

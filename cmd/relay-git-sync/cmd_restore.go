@@ -47,7 +47,12 @@ With --server (or ` + envReadURL + `) the running serve does the writing: it mus
 with --allow-writes, and the write token comes from ` + readapi.WriteTokenEnv + ` or
 git's credential helper (user name ` + gitcred.WriteUser + `). Without --server the
 snapshot is read from the data dir (which no serve may hold) and written with
-RELAY_SERVER_URL and RELAY_SERVER_API_KEY.`,
+RELAY_SERVER_URL and RELAY_SERVER_API_KEY.
+
+Attachments the Relay Server no longer holds are uploaded, which relay-server
+allows only with a file token signed with its key: set ` + relay.EnvFileTokenCommand + `
+(for serve, or for this command without --server) to a command that signs
+one as relay-server's own "relay sign --auth <private key>" does.`,
 		Example: `  relay-git-sync restore $RELAY/$FOLDER notes/plan.md --dry-run
   relay-git-sync restore $RELAY/$FOLDER notes/plan.md --at 2026-01-31T18:00:00Z
   RELAY_GIT_WRITE_TOKEN=… relay-git-sync restore --server http://127.0.0.1:8000 $RELAY/$FOLDER projects`,
@@ -101,7 +106,7 @@ RELAY_SERVER_URL and RELAY_SERVER_API_KEY.`,
 					return err
 				}
 				defer src.Close()
-				rc, err := relay.NewClient(relay.ClientOptions{BaseURL: opts.RelayServerURL, APIKey: opts.RelayServerAPIKey, Logger: opts.Logger})
+				rc, err := relay.NewClient(relay.ClientOptions{BaseURL: opts.RelayServerURL, APIKey: opts.RelayServerAPIKey, Logger: opts.Logger, FileToken: relay.FileTokensFromEnv(opts.getenv)})
 				if err != nil {
 					return err
 				}

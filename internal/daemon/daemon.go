@@ -75,7 +75,7 @@ func open(c Config, durable bool) (*pipeline, error) {
 	if c.RelayServerURL == "" {
 		return nil, errors.New("no Relay Server: set --relay-server-url or RELAY_SERVER_URL")
 	}
-	client, err := relay.NewClient(relay.ClientOptions{BaseURL: c.RelayServerURL, APIKey: c.RelayServerAPIKey, Logger: log})
+	client, err := relay.NewClient(relay.ClientOptions{BaseURL: c.RelayServerURL, APIKey: c.RelayServerAPIKey, Logger: log, FileToken: relay.FileTokensFromEnv(c.Getenv)})
 	if err != nil {
 		return nil, err
 	}

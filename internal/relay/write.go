@@ -72,7 +72,7 @@ var (
 	// ErrNeedFileToken: the Relay Server refused to upload with the
 	// server token. relay-server accepts uploads only with a file token
 	// (ClientOptions.FileToken).
-	ErrNeedFileToken = errors.New("the Relay Server accepts attachment uploads only with a file token from the Relay control plane, not with the server token (RELAY_SERVER_API_KEY)")
+	ErrNeedFileToken = errors.New("the Relay Server accepts attachment uploads only with a file token, not with the server token (RELAY_SERVER_API_KEY): set " + EnvFileTokenCommand + " to a command that signs one with the server's key, such as relay-server's own `relay sign --auth <private key>`")
 	// ErrTooLarge: the Relay Server refused the body as too large (HTTP
 	// 413); relay-server takes updates of at most 2 MiB.
 	ErrTooLarge = errors.New("the Relay Server refused the request as too large")

@@ -241,6 +241,7 @@ func NewServer(o Options) *Server {
 	}
 	mux.HandleFunc("GET /s3/{bucket}/files/{id}/{hash}", s.handleS3Download)
 	mux.HandleFunc("PUT /s3/{bucket}/files/{id}/{hash}", s.handleS3Upload)
+	mux.HandleFunc("POST /_control/sign", s.handleSign)
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"ok":true}`)

@@ -73,6 +73,51 @@ func (s *Server) FileTokens() relay.FileTokenFunc {
 	}
 }
 
+// SignCommand is a shell command for relay.EnvFileTokenCommand that gets
+// file tokens from this server as relay-server's `relay sign --auth <private key>` signs
+// them: the request on stdin is posted (with node, which the tests have) to
+// POST /_control/sign with $RELAY_SERVER_API_KEY as the bearer token, a
+// stand-in for the server's signing key, and the answer printed.
+func (s *Server) SignCommand() string {
+	return `node -e 'let b="";process.stdin.on("data",d=>b+=d).on("end",async()=>{` +
+		`const r=await fetch("` + s.URL() + `/_control/sign",{method:"POST",body:b,headers:{authorization:"Bearer "+process.env.RELAY_SERVER_API_KEY}});` +
+		`const t=await r.text();if(!r.ok){console.error(t);process.exit(1)}process.stdout.write(t)})'`
+}
+
+// handleSign is the route behind SignCommand: relay-server's sign input
+// ({"type":"file","docId","fileHash","authorization"}) in, its output
+// ({"token",…}) out.
+func (s *Server) handleSign(w http.ResponseWriter, r *http.Request) {
+	tok, ok := bearer(r)
+	if !ok || !s.isServerToken(tok) {
+		http.Error(w, "sign needs the server's key", http.StatusUnauthorized)
+		return
+	}
+	var in struct {
+		Type, DocID, FileHash, Authorization string
+	}
+	err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&struct {
+		Type          *string `json:"type"`
+		DocID         *string `json:"docId"`
+		FileHash      *string `json:"fileHash"`
+		Authorization *string `json:"authorization"`
+	}{&in.Type, &in.DocID, &in.FileHash, &in.Authorization})
+	relayID, fileID, idErr := relay.ParseCompoundID(in.DocID)
+	switch {
+	case err != nil:
+		http.Error(w, "bad sign input: "+err.Error(), http.StatusBadRequest)
+		return
+	case in.Type != "file" || in.Authorization != "full" || idErr != nil || !relay.IsSHA256Hex(in.FileHash):
+		http.Error(w, "this fake signs full file tokens for <relay>-<file> and a SHA-256 only", http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]string{
+		"token": s.IssueFileToken(relayID, fileID, in.FileHash, "", -1), "docId": in.DocID,
+		"fileHash": in.FileHash, "authorization": "full", "type": "file",
+	})
+}
+
 // WrittenUpdates returns the update bodies the update route applied to
 // document docID of relay relayID, in order (retried writes included), so
 // tests can check them with the real yjs.

@@ -101,7 +101,7 @@ func WriteChanges(ctx context.Context, src source.Source, r writeback.Relay, rec
 		w, err := plan.Apply(ctx)
 		out.Written = append(out.Written, w.Paths...)
 		if errors.Is(err, relay.ErrNeedFileToken) {
-			err = fmt.Errorf("%w; new or changed attachments cannot be written with the server token alone: push notes and canvases, and add the attachment in Obsidian", err)
+			err = fmt.Errorf("%w; or push notes and canvases only, and add the attachment in Obsidian", err)
 		}
 		if err != nil || (len(w.Paths) == 0 && pushed == nil) {
 			return nil, err
