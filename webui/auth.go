@@ -5,8 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,7 +20,78 @@ const (
 	// maxSessions bounds the memory sign-ins can take; past it the
 	// oldest session is dropped.
 	maxSessions = 10000
+	// maxFailures wrong tokens from one address within failureWindow
+	// refuse every sign-in from it until the window has passed: guessing
+	// a token gets nowhere, a typo costs nothing.
+	maxFailures   = 10
+	failureWindow = time.Minute
+	// maxTracked bounds the addresses remembered.
+	maxTracked = 10000
 )
+
+// failures counts wrong tokens per client address.
+type failures struct {
+	mu  sync.Mutex
+	m   map[string]*failureCount
+	now func() time.Time
+}
+
+type failureCount struct {
+	n     int
+	since time.Time
+}
+
+func newFailures(now func() time.Time) *failures {
+	return &failures{m: map[string]*failureCount{}, now: now}
+}
+
+// blocked says whether addr has used up its failures, and for how long.
+func (f *failures) blocked(addr string) (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.m[addr]
+	if c == nil {
+		return 0, false
+	}
+	left := c.since.Add(failureWindow).Sub(f.now())
+	if left <= 0 {
+		delete(f.m, addr)
+		return 0, false
+	}
+	return left, c.n >= maxFailures
+}
+
+// add counts a wrong token from addr.
+func (f *failures) add(addr string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	now := f.now()
+	c := f.m[addr]
+	if c == nil || now.Sub(c.since) >= failureWindow {
+		if len(f.m) >= maxTracked {
+			for a, o := range f.m {
+				if now.Sub(o.since) >= failureWindow {
+					delete(f.m, a)
+				}
+			}
+			if len(f.m) >= maxTracked {
+				clear(f.m)
+			}
+		}
+		c = &failureCount{since: now}
+		f.m[addr] = c
+	}
+	c.n++
+}
+
+// clientAddr is the address sign-in failures are counted by: the peer's
+// IP (behind a proxy, the proxy's: then everyone shares one budget).
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
 
 // session is one signed-in browser. Sessions live in memory only: a
 // restart of serve signs everyone out.
@@ -194,6 +268,13 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusForbidden, "login", &page{Title: "Sign in", Data: data, ErrorMsg: "This sign-in form did not come from this site."})
 		return
 	}
+	addr := clientAddr(r)
+	if wait, ok := u.failures.blocked(addr); ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		u.render(w, r, http.StatusTooManyRequests, "login", &page{Title: "Sign in", Data: data,
+			ErrorMsg: fmt.Sprintf("Too many wrong tokens from this address: try again in %d seconds.", int(wait.Seconds())+1)})
+		return
+	}
 	var canEdit bool
 	switch {
 	case token == "":
@@ -203,6 +284,7 @@ func (u *ui) login(w http.ResponseWriter, r *http.Request) {
 		canEdit = u.cfg.Restore != nil
 	case u.cfg.APIToken != "" && equalSecret(token, &u.apiToken):
 	default:
+		u.failures.add(addr)
 		u.log.Warn("web sign-in refused: wrong token", "remote", r.RemoteAddr)
 		u.render(w, r, http.StatusUnauthorized, "login", &page{Title: "Sign in", Data: data,
 			ErrorMsg: "That token is not valid here: use the read token (RELAY_GIT_API_TOKEN) or the write token (RELAY_GIT_WRITE_TOKEN) this server runs with."})

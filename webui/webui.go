@@ -73,6 +73,7 @@ type ui struct {
 	apiToken   [sha256.Size]byte
 	writeToken [sha256.Size]byte
 	sessions   *sessions
+	failures   *failures
 	pages      map[string]*template.Template
 	static     http.Handler
 	infos      infoCache
@@ -102,6 +103,7 @@ func New(cfg Config) (http.Handler, error) {
 	u.apiToken = sha256.Sum256([]byte(cfg.APIToken))
 	u.writeToken = sha256.Sum256([]byte(cfg.WriteToken))
 	u.sessions = newSessions(u.now, u.cfg.SessionTTL)
+	u.failures = newFailures(u.now)
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err

@@ -727,3 +727,32 @@ func TestCachedListsSeeNewSnapshots(t *testing.T) {
 		t.Fatal("a filter does not find the new snapshot")
 	}
 }
+
+// Wrong tokens from one address are counted: past maxFailures within a
+// minute every sign-in from it is refused (even the right token) until the
+// minute has passed.
+func TestSignInThrottled(t *testing.T) {
+	v := newVault(t)
+	v.commit(edit{set: map[string]string{"a.md": "# A\n"}})
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	e := newEnv(t, v, func(c *Config) {
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	c := e.client()
+	for i := range maxFailures {
+		if resp := e.login(c, fmt.Sprintf("guess-%d", i)); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("guess %d: %s, want 401", i, resp.Status)
+		}
+	}
+	resp := e.login(c, readToken)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" || len(resp.Cookies()) != 0 {
+		t.Fatalf("sign-in after %d wrong tokens: %s (Retry-After %q, cookies %v), want 429 and no session", maxFailures, resp.Status, resp.Header.Get("Retry-After"), resp.Cookies())
+	}
+	mu.Lock()
+	now = now.Add(failureWindow + time.Second)
+	mu.Unlock()
+	if resp := e.login(c, readToken); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in once the minute has passed: %s", resp.Status)
+	}
+}
