@@ -11,16 +11,22 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 )
 
-// connect opens the target and reads its history config. For a server, the
-// token is tried from, in order: the credential helpers (`git credential
-// fill`, without prompting), $RELAY_GIT_TOKEN, and a prompt on the terminal
-// (when git may prompt). A rejected credential is passed to `git credential
-// reject`, an accepted one from fill to `git credential approve`.
-func (h *helper) connect(ctx context.Context) (source.Source, history.Config, error) {
+// connect opens the target and reads its history config. A data dir is
+// opened read-only unless write (a push records its snapshot there). For a
+// server, the token is tried from, in order: the credential helpers (`git
+// credential fill`, without prompting), $RELAY_GIT_TOKEN, and a prompt on
+// the terminal (when git may prompt). A rejected credential is passed to
+// `git credential reject`, an accepted one from fill to `git credential
+// approve`.
+func (h *helper) connect(ctx context.Context, write bool) (source.Source, history.Config, error) {
 	var cfg history.Config
 	t := h.target
 	if t.DataDir != "" {
-		src, err := source.OpenDataDir(t.DataDir)
+		open := source.ReadDataDir
+		if write {
+			open = source.OpenDataDir
+		}
+		src, err := open(t.DataDir)
 		if errors.Is(err, source.ErrLocked) {
 			return nil, cfg, fmt.Errorf("data dir %s is in use, most likely by a running `relay-git-sync serve`: clone through that server instead (relay::http://host:port/<relay-id>/<folder-id>)", t.DataDir)
 		}

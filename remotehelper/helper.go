@@ -233,7 +233,7 @@ func (h *helper) list(ctx context.Context, forPush bool) error {
 			tipDone <- tipResult{base, err}
 		}()
 	}
-	src, cfg, err := h.connect(ctx)
+	src, cfg, err := h.connect(ctx, forPush)
 	var base *localTip
 	if tipDone != nil {
 		r := <-tipDone

@@ -18,15 +18,27 @@ import (
 // cmd/relay-git-sync's storeDirName).
 const StoreDirName = "db"
 
-// OpenDataDir opens the snapshot store of data directory dir for reading.
-// It never creates one: a data dir without a store is an error saying so.
-// Badger allows one process per store, so while `relay-git-sync serve` (or
-// any other command) has it open this fails with an error wrapping
-// ErrLocked that tells the user to go through the server instead.
+// OpenDataDir opens the snapshot store of data directory dir for reading,
+// and for the writes of a command that records what it writes into Relay
+// (Store). It never creates one: a data dir without a store is an error
+// saying so. Badger allows one read-write process per store, so while
+// `relay-git-sync serve` (or any other command) has it open this fails
+// with an error wrapping ErrLocked that tells the user to go through the
+// server instead.
 //
-// The source only reads, but Badger still replays its log on open, so do not
-// point it at a copy that must stay byte-identical.
-func OpenDataDir(dir string) (Source, error) {
+// A read-write open writes to the store (Badger's new memtable and value
+// log files; the webhook queue's key lease, flushed and compacted at
+// close), so do not point it at a copy that must stay byte-identical:
+// ReadDataDir does not write.
+func OpenDataDir(dir string) (Source, error) { return openDataDir(dir, false) }
+
+// ReadDataDir is OpenDataDir for reading only: nothing in the data dir
+// changes, opening and closing cost less, several readers may share it
+// (still none while a read-write process holds it), and every write to
+// Store(src) fails.
+func ReadDataDir(dir string) (Source, error) { return openDataDir(dir, true) }
+
+func openDataDir(dir string, readOnly bool) (Source, error) {
 	db := filepath.Join(dir, StoreDirName)
 	fi, err := os.Stat(db)
 	switch {
@@ -40,7 +52,7 @@ func OpenDataDir(dir string) (Source, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("data dir %s: %s is not a directory", dir, db)
 	}
-	st, err := store.Open(db, store.Options{})
+	st, err := store.Open(db, store.Options{ReadOnly: readOnly})
 	if err != nil {
 		if isLockError(err) {
 			return nil, fmt.Errorf("data dir %s is in use by another process (most likely `relay-git-sync serve`): read through that server instead, or stop it: %w", dir, ErrLocked)

@@ -739,11 +739,22 @@ func (s *Store) Latest(f FolderID) (*Snapshot, error) {
 
 // Head returns the sequence number and time of folder f's latest snapshot,
 // or 0 and the zero time when it has none (or is unknown). It reads the
-// state kept in memory: no history is decoded.
+// state kept in memory, or only the head record of a folder not loaded:
+// no history is decoded.
 func (s *Store) Head(f FolderID) (uint64, time.Time, error) {
 	fk, err := f.key()
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("store: %w", err)
+	}
+	s.mu.Lock()
+	inMemory := s.folders[fk] != nil
+	s.mu.Unlock()
+	if !inMemory {
+		// Read the head record alone: loading the folder would rebuild
+		// its latest tree from the newest checkpoint (up to a thousand
+		// tree deltas), which a reader asking only for the head, or
+		// walking the history once (git-remote-relay), does not need.
+		return s.headOnDisk(fk)
 	}
 	st, err := s.folder(fk, false)
 	if err != nil || st == nil {
@@ -754,6 +765,33 @@ func (s *Store) Head(f FolderID) (uint64, time.Time, error) {
 		return 0, time.Time{}, nil
 	}
 	return st.head, st.rec.Time, nil
+}
+
+// headOnDisk reads folder fk's latest sequence number and its time from
+// the database (0 and the zero time when it has no snapshots).
+func (s *Store) headOnDisk(fk folderKey) (uint64, time.Time, error) {
+	var seq uint64
+	var t time.Time
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		if seq, err = lastSeq(txn, prefixSnapshot, fk, math.MaxUint64); err != nil || seq == 0 {
+			return err
+		}
+		v, err := getValue(txn, seqKey(prefixSnapshot, fk, seq))
+		if err != nil {
+			return err
+		}
+		rec, err := s.decodeSnapRecord(v)
+		if err != nil {
+			return fmt.Errorf("snapshot %d: %w", seq, err)
+		}
+		t = rec.Time
+		return nil
+	})
+	if err != nil {
+		return 0, time.Time{}, fmt.Errorf("store: reading the head of folder %s: %w", fk.id(), err)
+	}
+	return seq, t, nil
 }
 
 func makeSnapshot(fk folderKey, seq uint64, rec *snapRecord, files []File) *Snapshot {
@@ -829,15 +867,10 @@ func (s *Store) Walk(f FolderID, afterSeq uint64, fn func(*Snapshot) error) erro
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	st, err := s.folder(fk, false)
+	head, _, err := s.Head(f)
 	if err != nil {
 		return err
 	}
-	if st == nil {
-		return nil
-	}
-	head := st.head
-	st.mu.Unlock()
 	if afterSeq >= head {
 		return nil
 	}

@@ -33,6 +33,12 @@ type Options struct {
 	// HoldDeletions holds snapshots that delete too many of a folder's
 	// files from being pushed (held.go). The zero value holds nothing.
 	HoldDeletions HoldPolicy
+	// ReadOnly opens an existing store for reading only (Badger's
+	// read-only mode): nothing is written at open or close (no new
+	// memtable and value log files, no flush or compaction), every write
+	// fails, and several read-only processes may share the directory
+	// (none while a read-write process holds it).
+	ReadOnly bool
 }
 
 // Store is the open database. All methods are safe for concurrent use.
@@ -114,6 +120,7 @@ func badgerOptions(dir string, o Options) badger.Options {
 	}
 	return badger.DefaultOptions(dir).
 		WithInMemory(o.InMemory).
+		WithReadOnly(o.ReadOnly).
 		WithSyncWrites(o.SyncWrites).
 		WithLogger(badgerLogger{newLogger(o.Logger)}).
 		WithMetricsEnabled(false). // Badger's metrics are process-global expvars
@@ -149,7 +156,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if !o.InMemory && dir == "" {
 		return nil, errors.New("store: no data directory given")
 	}
-	if !o.InMemory {
+	if !o.InMemory && !o.ReadOnly { // reading needs no space
 		if err := checkSpaceToOpen(dir); err != nil {
 			return nil, err
 		}
@@ -178,7 +185,7 @@ func Open(dir string, o Options) (*Store, error) {
 		folders:    map[folderKey]*folderState{},
 		hold:       o.HoldDeletions,
 	}
-	if !o.InMemory {
+	if !o.InMemory && !o.ReadOnly {
 		s.space = &spaceGuard{dir: dir, log: s.log, lsm: func() int64 { lsm, _ := db.Size(); return lsm }}
 	}
 	if o.InMemory {
@@ -190,7 +197,16 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	if err := s.checkVersion(); err != nil {
 		s.Close()
+		if errors.Is(err, badger.ErrReadOnlyTxn) {
+			err = errors.New("not a snapshot store (empty database): run `relay-git-sync sync` or `serve` with this data dir first")
+		}
 		return nil, fmt.Errorf("store: %s: %w", dir, err)
+	}
+	if o.ReadOnly {
+		// No webhook queue: Badger refuses sequences in read-only mode,
+		// and Enqueue fails on a closed committer.
+		s.enqClosed = true
+		return s, nil
 	}
 	// Leased in blocks: a restart skips at most a block of unused keys,
 	// and keys stay monotonic.
