@@ -319,6 +319,7 @@ func (p *partWriter) commit() error {
 	err := p.wb.Flush()
 	p.wb, p.inWB = nil, 0
 	p.spare, p.used = append(p.spare, p.used...), p.used[:0]
+	p.s.releaseMapped() // what was just written need not stay resident
 	return err
 }
 
@@ -448,6 +449,9 @@ func (p *partReader) Read(b []byte) (int, error) {
 		}
 		p.buf = p.space
 		p.i++
+		if p.i%partsPerCommit == 0 {
+			p.s.releaseMapped() // what was read need not stay resident
+		}
 		if uint64(len(p.buf)) > p.left {
 			return 0, fmt.Errorf("%w (parts longer than their marker says)", errCorrupt)
 		}
