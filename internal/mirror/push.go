@@ -549,11 +549,7 @@ func (k *connector) writeBlobs(files []store.File, prev map[string]store.BlobID)
 			continue
 		}
 		if !k.repo.has(h) {
-			data, err := k.m.cfg.Store.Blob(f.Blob)
-			if err != nil {
-				return fmt.Errorf("folder %s: content of %s: %w", k.folder, f.Path, err)
-			}
-			if _, err := k.repo.putBlob(data); err != nil {
+			if err := k.copyBlob(f); err != nil {
 				return err
 			}
 		}
@@ -563,6 +559,17 @@ func (k *connector) writeBlobs(files []store.File, prev map[string]store.BlobID)
 		k.written[h] = true
 	}
 	return nil
+}
+
+// copyBlob streams f's blob from the store into the mirror (attachments
+// may be hundreds of MB: neither side holds one whole).
+func (k *connector) copyBlob(f store.File) error {
+	rc, size, err := k.m.cfg.Store.OpenBlob(f.Blob)
+	if err != nil {
+		return fmt.Errorf("folder %s: content of %s: %w", k.folder, f.Path, err)
+	}
+	defer rc.Close()
+	return k.repo.putBlobFrom(plumbing.Hash(f.Blob), size, rc)
 }
 
 // maxWritten bounds the memory of blobs known to be in the mirror.

@@ -13,6 +13,7 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/cache"
+	"github.com/go-git/go-git/v5/plumbing/format/objfile"
 	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/storage/filesystem"
@@ -29,6 +30,11 @@ const (
 // objectCacheSize bounds each mirror's cache of decoded objects.
 const objectCacheSize = 8 * cache.MiByte
 
+// largeObject: go-git reads larger objects lazily (a stream over the loose
+// file or pack) instead of whole into memory, so the pack encoder copies
+// an attachment of hundreds of MB through zlib without holding it.
+const largeObject = 4 << 20
+
 // repo is a connector's local bare mirror: go-git filesystem storage that
 // C git can read too (git log, git pack-objects).
 type repo struct {
@@ -44,7 +50,7 @@ func openRepo(path string) (*repo, error) {
 			return nil, fmt.Errorf("mirror repository %s: %w", path, err)
 		}
 	}
-	st := filesystem.NewStorageWithOptions(osfs.New(path), cache.NewObjectLRU(objectCacheSize), filesystem.Options{})
+	st := filesystem.NewStorageWithOptions(osfs.New(path), cache.NewObjectLRU(objectCacheSize), filesystem.Options{LargeObjectThreshold: largeObject})
 	if _, err := os.Stat(filepath.Join(path, "HEAD")); errors.Is(err, os.ErrNotExist) {
 		if _, err := git.Init(st, nil); err != nil && !errors.Is(err, git.ErrRepositoryAlreadyExists) {
 			st.Close()
@@ -90,31 +96,63 @@ func (r *repo) setRef(name plumbing.ReferenceName, h plumbing.Hash) error {
 // putBlob stores data as a blob (unless present) and returns its id.
 func (r *repo) putBlob(data []byte) (plumbing.Hash, error) {
 	h := plumbing.ComputeHash(plumbing.BlobObject, data)
+	return h, r.putBlobFrom(h, int64(len(data)), bytes.NewReader(data))
+}
+
+// putBlobFrom stores blob h, of size bytes read from src, unless it is
+// present. The content is streamed into a loose object (zlib as it goes),
+// so a large attachment is never held in memory; go-git's own object
+// writer (NewEncodedObject) buffers the whole object. A content that does
+// not hash to h is an error, and nothing is stored.
+func (r *repo) putBlobFrom(h plumbing.Hash, size int64, src io.Reader) (err error) {
 	if r.has(h) {
-		return h, nil
+		return nil
 	}
-	obj := r.st.NewEncodedObject()
-	obj.SetType(plumbing.BlobObject)
-	obj.SetSize(int64(len(data)))
-	w, err := obj.Writer()
+	fail := func(err error) error { return fmt.Errorf("mirror repository %s: storing blob %s: %w", r.path, h, err) }
+	tmp, err := os.CreateTemp(filepath.Join(r.path, "objects"), "tmp_obj_")
 	if err != nil {
-		return plumbing.ZeroHash, err
+		return fail(err)
 	}
-	if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
-		return plumbing.ZeroHash, err
+	defer func() {
+		tmp.Close()
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := objfile.NewWriter(tmp)
+	if err := w.WriteHeader(plumbing.BlobObject, size); err != nil {
+		w.Close()
+		return fail(err)
 	}
-	if err := w.Close(); err != nil {
-		return plumbing.ZeroHash, err
+	n, err := io.Copy(w, src)
+	if cerr := w.Close(); err == nil {
+		err = cerr
 	}
-	got, err := r.st.SetEncodedObject(obj)
+	if err == nil && n != size {
+		err = fmt.Errorf("content is %d bytes, want %d", n, size)
+	}
+	if err == nil && w.Hash() != h {
+		err = fmt.Errorf("content hashes to %s", w.Hash())
+	}
+	if err == nil {
+		err = tmp.Chmod(0o444) // as git and go-git leave loose objects
+	}
+	if err == nil {
+		err = tmp.Close()
+	}
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("mirror repository %s: storing blob %s: %w", r.path, h, err)
+		return fail(err)
 	}
-	if got != h {
-		return plumbing.ZeroHash, fmt.Errorf("mirror repository %s: blob stored as %s, expected %s", r.path, got, h)
+	hex := h.String()
+	dir := filepath.Join(r.path, "objects", hex[:2])
+	if err = os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	if err = os.Rename(tmp.Name(), filepath.Join(dir, hex[2:])); err != nil {
+		return fail(err)
 	}
 	r.loose++
-	return h, nil
+	return nil
 }
 
 // putRaw stores an object of type t whose content is b, returning its id.
@@ -241,7 +279,7 @@ func (r *repo) repack(gitBin string) error {
 	if err := r.st.Close(); err != nil {
 		return err
 	}
-	r.st = filesystem.NewStorageWithOptions(osfs.New(r.path), cache.NewObjectLRU(objectCacheSize), filesystem.Options{})
+	r.st = filesystem.NewStorageWithOptions(osfs.New(r.path), cache.NewObjectLRU(objectCacheSize), filesystem.Options{LargeObjectThreshold: largeObject})
 	return nil
 }
 
