@@ -25,7 +25,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,6 +36,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -129,7 +129,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report("baseline", baseline, baseline)
+	anon, err := watchAnon(pid)
+	if err != nil {
+		return err
+	}
+	report("baseline", baseline, baseline, anon)
 
 	log.Printf("adding a %d-byte attachment …", *size)
 	data := make([]byte, *size)
@@ -148,7 +152,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report(fmt.Sprintf("stored (%.1fs: snapshot cut, push starting)", time.Since(start).Seconds()), stored, baseline)
+	report(fmt.Sprintf("stored (%.1fs: snapshot cut, push starting)", time.Since(start).Seconds()), stored, baseline, anon)
 	if err := waitPushed(ctx, bare, "big.bin"); err != nil {
 		return err
 	}
@@ -156,7 +160,8 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report(fmt.Sprintf("ingest (%.1fs: download, store, push)", time.Since(start).Seconds()), ingest, baseline)
+	report(fmt.Sprintf("ingest (%.1fs: download, store, push)", time.Since(start).Seconds()), ingest, baseline, anon)
+	close(anon.stop)
 
 	// Reading on its own, in a fresh serve over the same data dir.
 	stopServe(cmd)
@@ -179,7 +184,12 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report("baseline (fresh serve)", baseline2, baseline2)
+	anon, err = watchAnon(pid)
+	if err != nil {
+		return err
+	}
+	defer close(anon.stop)
+	report("baseline (fresh serve)", baseline2, baseline2, anon)
 	start = time.Now()
 	got, n, err := readBlob(ctx, base, apiToken, f.Blob)
 	if err != nil {
@@ -192,7 +202,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	report(fmt.Sprintf("read (%.1fs: GET /api/v1/blobs/{id})", time.Since(start).Seconds()), read, baseline2)
+	report(fmt.Sprintf("read (%.1fs: GET /api/v1/blobs/{id})", time.Since(start).Seconds()), read, baseline2, anon)
 	fmt.Printf("target: peak growth < 64 MB: ingest %v, read %v\n", ingest-baseline < 64e6, read-baseline2 < 64e6)
 	return nil
 }
@@ -226,12 +236,19 @@ func stopServe(cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
-func report(phase string, peak, baseline int64) {
-	fmt.Printf("%-45s VmHWM %7.1f MB  growth %7.1f MB\n", phase, float64(peak)/1e6, float64(peak-baseline)/1e6)
+// report prints a phase's peak resident set (VmHWM) and its growth, and
+// the peak of the anonymous part (heap and stacks, sampled: see anonPeak)
+// over its level at the baseline.
+func report(phase string, peak, baseline int64, a *anonPeak) {
+	fmt.Printf("%-45s VmHWM %7.1f MB  growth %7.1f MB  anon growth %7.1f MB\n", phase,
+		float64(peak)/1e6, float64(peak-baseline)/1e6, float64(a.max.Load()-a.base)/1e6)
 }
 
 // hwm returns the process's peak resident set size in bytes.
-func hwm(pid int) (int64, error) {
+func hwm(pid int) (int64, error) { return statusBytes(pid, "VmHWM:") }
+
+// statusBytes reads a kB field of /proc/PID/status, in bytes.
+func statusBytes(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -239,12 +256,46 @@ func hwm(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
 			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc/PID/status")
+	return 0, fmt.Errorf("no %s in /proc/PID/status", field)
+}
+
+// anonPeak samples a process's RssAnon every 10 ms. VmHWM counts the file
+// pages Badger maps too (its value log is written through mmap, and the
+// written pages stay resident until the kernel needs them back); the
+// kernel keeps no peak of the anonymous part alone.
+type anonPeak struct {
+	base int64 // RssAnon at the baseline
+	max  atomic.Int64
+	stop chan struct{}
+}
+
+func watchAnon(pid int) (*anonPeak, error) {
+	base, err := statusBytes(pid, "RssAnon:")
+	if err != nil {
+		return nil, err
+	}
+	a := &anonPeak{base: base, stop: make(chan struct{})}
+	a.max.Store(base)
+	go func() {
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.stop:
+				return
+			case <-t.C:
+			}
+			if v, err := statusBytes(pid, "RssAnon:"); err == nil && v > a.max.Load() {
+				a.max.Store(v)
+			}
+		}
+	}()
+	return a, nil
 }
 
 // waitFile waits for a snapshot whose tree has path.
