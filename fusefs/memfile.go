@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"golang.org/x/sys/unix"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/source"
 )
 
 // passthroughMin is the size from which a file is opened in passthrough
@@ -87,25 +90,44 @@ func (f *FS) openMem(fe *fileEnt) (*memFile, error) {
 	}
 }
 
+// loadMem copies fe's content into a new memory file as a stream
+// (source.OpenBlob): a large file is never held in this process's heap as
+// well as in the memory file.
 func (f *FS) loadMem(fe *fileEnt) (*memBlob, error) {
-	data, err := f.src.Blob(f.ctx, fe.blob)
+	rc, size, err := source.OpenBlob(f.ctx, f.src, fe.blob)
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(data)) != fe.size {
-		return nil, fmt.Errorf("blob %s has %d bytes, the snapshot says %d", fe.blob, len(data), fe.size)
+	defer rc.Close()
+	if size != fe.size {
+		return nil, fmt.Errorf("blob %s has %d bytes, the snapshot says %d", fe.blob, size, fe.size)
 	}
 	fd, err := unix.MemfdCreate("relay-blob", unix.MFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("creating a memory file: %w", err)
 	}
-	for off := 0; off < len(data); {
-		n, err := unix.Pwrite(fd, data[off:], int64(off))
-		if err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("filling a memory file: %w", err)
-		}
-		off += n
+	n, err := io.Copy(fdWriter(fd), rc)
+	if err == nil && n != size {
+		err = fmt.Errorf("%d bytes, want %d", n, size)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("filling a memory file with blob %s: %w", fe.blob, err)
 	}
 	return &memBlob{size: fe.size, fd: fd}, nil
+}
+
+// fdWriter writes to a file descriptor, all of each buffer.
+type fdWriter int
+
+func (w fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := unix.Write(int(w), p[n:])
+		if err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
 }

@@ -1,6 +1,7 @@
 package source
 
 import (
+	"bytes"
 	"context"
 	"io"
 
@@ -25,4 +26,17 @@ func (s *storeSource) OpenBlob(ctx context.Context, id store.BlobID) (io.ReadClo
 		return nil, 0, err
 	}
 	return s.st.OpenBlob(id)
+}
+
+// OpenBlob streams blob id from src when src is a BlobOpener, and otherwise
+// reads it whole (Source.Blob) and returns a reader over it.
+func OpenBlob(ctx context.Context, src Source, id store.BlobID) (io.ReadCloser, int64, error) {
+	if o, ok := src.(BlobOpener); ok {
+		return o.OpenBlob(ctx, id)
+	}
+	data, err := src.Blob(ctx, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), int64(len(data)), nil
 }
