@@ -14,6 +14,7 @@ import (
 	"slices"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/klauspost/compress/zlib"
 )
 
 // The helper hands git its objects as one pack written straight into the
@@ -98,6 +99,69 @@ func (p *packWriter) write(id plumbing.Hash, typ int, size int, baseOff uint64, 
 	if baseOff != 0 {
 		typ = objOfsDelta
 	}
+	h := p.header(typ, int64(size), baseOff)
+	crc := crc32.Update(crc32.ChecksumIEEE(h), crc32.IEEETable, payload)
+	if _, err := p.w.Write(h); err != nil {
+		return fmt.Errorf("writing pack: %w", err)
+	}
+	if _, err := p.w.Write(payload); err != nil {
+		return fmt.Errorf("writing pack: %w", err)
+	}
+	p.index[id] = len(p.objs)
+	p.objs = append(p.objs, packObj{id: id, off: p.off, crc: crc})
+	p.off += uint64(len(h) + len(payload))
+	return nil
+}
+
+// writeFrom appends object id, of type typ and size bytes read from r,
+// compressing it as it is read: a large blob is never held whole. A read
+// error leaves the pack unusable (the caller aborts it).
+func (p *packWriter) writeFrom(id plumbing.Hash, typ int, size int64, r io.Reader) error {
+	if p.has(id) {
+		return nil
+	}
+	h := p.header(typ, size, 0)
+	crc := crc32.NewIEEE()
+	crc.Write(h)
+	if _, err := p.w.Write(h); err != nil {
+		return fmt.Errorf("writing pack: %w", err)
+	}
+	cw := &countingWriter{w: io.MultiWriter(p.w, crc)}
+	zw, err := zlib.NewWriterLevel(cw, zlib.BestSpeed)
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(zw, r)
+	if cerr := zw.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && n != size {
+		err = fmt.Errorf("%d bytes, want %d", n, size)
+	}
+	if err != nil {
+		return fmt.Errorf("writing object %s to the pack: %w", id, err)
+	}
+	p.index[id] = len(p.objs)
+	p.objs = append(p.objs, packObj{id: id, off: p.off, crc: crc.Sum32()})
+	p.off += uint64(len(h)) + uint64(cw.n)
+	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+// header returns an entry's header (type and size, then the distance back
+// to the base for an OFS_DELTA), in a buffer reused by the next call.
+func (p *packWriter) header(typ int, size int64, baseOff uint64) []byte {
 	h := p.hdr[:0]
 	c := byte(typ<<4) | byte(size&0x0f)
 	size >>= 4
@@ -122,17 +186,7 @@ func (p *packWriter) write(id plumbing.Hash, typ int, size int, baseOff uint64, 
 		h = append(h, buf[i:]...)
 	}
 	p.hdr = h
-	crc := crc32.Update(crc32.ChecksumIEEE(h), crc32.IEEETable, payload)
-	if _, err := p.w.Write(h); err != nil {
-		return fmt.Errorf("writing pack: %w", err)
-	}
-	if _, err := p.w.Write(payload); err != nil {
-		return fmt.Errorf("writing pack: %w", err)
-	}
-	p.index[id] = len(p.objs)
-	p.objs = append(p.objs, packObj{id: id, off: p.off, crc: crc})
-	p.off += uint64(len(h) + len(payload))
-	return nil
+	return h
 }
 
 // abort removes the temporary pack.

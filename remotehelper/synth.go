@@ -232,6 +232,13 @@ func (s *synthesis) writeLoop(ctx context.Context, entries <-chan packEntry) (bl
 					return blobs, fmt.Errorf("internal error: delta base %s of blob %s is not in the pack", j.delta.id, j.id)
 				}
 			}
+			if j.stream {
+				if err := s.writeStreamed(ctx, j.id); err != nil {
+					return blobs, err
+				}
+				blobs++
+				continue
+			}
 			if err := s.pack.write(plumbing.Hash(j.id), objBlob, j.size, baseOff, j.payload); err != nil {
 				return blobs, err
 			}
@@ -274,6 +281,17 @@ func (s *synthesis) writeLoop(ctx context.Context, entries <-chan packEntry) (bl
 		trees[key] = &deltaBase{data: e.data, off: off}
 	}
 	return blobs, nil
+}
+
+// writeStreamed copies blob id from the source into the pack as a stream
+// (source.OpenBlob: the store's and the read API's blobs stream).
+func (s *synthesis) writeStreamed(ctx context.Context, id store.BlobID) error {
+	rc, size, err := source.OpenBlob(ctx, s.src, id)
+	if err != nil {
+		return fmt.Errorf("reading blob %s: %w", id, err)
+	}
+	defer rc.Close()
+	return s.pack.writeFrom(plumbing.Hash(id), objBlob, size, rc)
 }
 
 // walk reads the snapshots and queues the blobs to write.
@@ -351,7 +369,7 @@ func (s *synthesis) walk(ctx context.Context, items chan<- walkItem, jobs chan<-
 						continue
 					}
 				}
-				j := &blobJob{id: f.Blob, base: lastOfDoc[doc], done: make(chan struct{})}
+				j := &blobJob{id: f.Blob, base: lastOfDoc[doc], stream: f.Size > streamBlob, done: make(chan struct{})}
 				queued[f.Blob] = j
 				lastOfDoc[doc] = j
 				it.jobs = append(it.jobs, j)
@@ -367,11 +385,17 @@ func (s *synthesis) walk(ctx context.Context, items chan<- walkItem, jobs chan<-
 	})
 }
 
+// streamBlob: larger blobs (attachments) are not read by a worker but
+// streamed into the pack by the writer (packWriter.writeFrom), whole and
+// without a delta: eight workers each holding one would be gigabytes.
+const streamBlob = 4 << 20
+
 // blobJob reads one blob and prepares its pack entry.
 type blobJob struct {
-	id   store.BlobID
-	base *blobJob // the previous version of the same document, if in the pack
-	done chan struct{}
+	id     store.BlobID
+	base   *blobJob // the previous version of the same document, if in the pack
+	stream bool     // written by writeLoop from the source (streamBlob)
+	done   chan struct{}
 
 	// Set by run before done is closed.
 	err     error
@@ -386,6 +410,9 @@ type blobJob struct {
 
 func (j *blobJob) run(ctx context.Context, src source.Source) {
 	defer close(j.done)
+	if j.stream {
+		return
+	}
 	data, err := src.Blob(ctx, j.id)
 	if err != nil {
 		j.err = fmt.Errorf("reading blob %s: %w", j.id, err)
