@@ -46,60 +46,174 @@ type parsedWebhook struct {
 // time is payload.timestamp, else the top-level timestamp. As in the
 // original, a falsy timestamp (null, "", 0, false) counts as absent; a
 // missing timestamp is not an error (the caller uses the receive time).
-// Keys are matched case-sensitively; unknown keys are ignored.
+// Keys are matched case-sensitively (a repeated key: the last one counts,
+// as encoding/json does for a map); unknown keys are ignored.
+//
+// It runs on every webhook: json.Valid checks the whole body as
+// json.Unmarshal would, then objectFields picks the few members wanted out
+// of the valid text without decoding the rest (decoding the body into maps
+// of json.RawMessage was most of the handler's CPU time).
 func parseWebhook(body []byte) (parsedWebhook, error) {
 	var w parsedWebhook
-	if !utf8.Valid(body) {
+	if !utf8.Valid(body) || !json.Valid(body) {
 		return w, errNotJSON
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil || top == nil {
-		// Unmarshal checks the whole input before decoding: a syntax
-		// error means not JSON; anything else is JSON of the wrong shape.
-		var syn *json.SyntaxError
-		if errors.As(err, &syn) {
-			return w, fmt.Errorf("%w: %v", errNotJSON, err)
-		}
+	var top topFields
+	if !objectFields(body, top.set) {
 		return w, invalid("body is not a JSON object")
 	}
-	rawPayload, ok := top["payload"]
-	if !ok {
+	if top.payload == nil {
 		return w, invalid("no payload")
 	}
-	var payload map[string]json.RawMessage
-	if err := json.Unmarshal(rawPayload, &payload); err != nil || payload == nil {
+	var payload payloadFields
+	if !objectFields(top.payload, payload.set) {
 		return w, invalid("payload is not an object")
 	}
-	var docID string
-	if err := json.Unmarshal(payload["doc_id"], &docID); err != nil || docID == "" {
+	docID, ok := jsonString(payload.docID)
+	if !ok || docID == "" {
 		return w, invalid("payload.doc_id missing or not a non-empty string")
 	}
 	var err error
 	if w.relay, w.doc, err = relay.ParseCompoundID(docID); err != nil {
 		return w, fmt.Errorf("%w: %v", errInvalidPayload, err)
 	}
-	if t, present, err := parseTimestamp(payload["timestamp"]); err != nil {
+	if t, present, err := parseTimestamp(payload.timestamp); err != nil {
 		return w, fmt.Errorf("%w: payload.timestamp: %v", errInvalidPayload, err)
 	} else if present {
 		w.time, w.timeSource = t, TimeFromPayload
-	} else if t, present, err := parseTimestamp(top["timestamp"]); err != nil {
+	} else if t, present, err := parseTimestamp(top.timestamp); err != nil {
 		return w, fmt.Errorf("%w: timestamp: %v", errInvalidPayload, err)
 	} else if present {
 		w.time, w.timeSource = t, TimeFromEnvelope
 	}
 	// Optional fields: wrong types are ignored rather than refused.
-	_ = json.Unmarshal(payload["user"], &w.user)
-	_ = json.Unmarshal(top["eventType"], &w.eventType)
-	if raw, ok := top["eventId"]; ok {
-		var id string
-		if json.Unmarshal(raw, &id) == nil {
-			if len(id) > maxEventIDLen {
-				return w, invalid("eventId longer than %d bytes", maxEventIDLen)
-			}
-			w.eventID = id
+	w.user, _ = jsonString(payload.user)
+	w.eventType, _ = jsonString(top.eventType)
+	if id, ok := jsonString(top.eventID); ok {
+		if len(id) > maxEventIDLen {
+			return w, invalid("eventId longer than %d bytes", maxEventIDLen)
 		}
+		w.eventID = id
 	}
 	return w, nil
+}
+
+// topFields and payloadFields are the members parseWebhook reads: each
+// the raw JSON text of the value, nil when the key is absent.
+type topFields struct{ payload, timestamp, eventType, eventID []byte }
+
+func (f *topFields) set(key, v []byte) {
+	switch string(key) {
+	case "payload":
+		f.payload = v
+	case "timestamp":
+		f.timestamp = v
+	case "eventType":
+		f.eventType = v
+	case "eventId":
+		f.eventID = v
+	}
+}
+
+type payloadFields struct{ docID, timestamp, user []byte }
+
+func (f *payloadFields) set(key, v []byte) {
+	switch string(key) {
+	case "doc_id":
+		f.docID = v
+	case "timestamp":
+		f.timestamp = v
+	case "user":
+		f.user = v
+	}
+}
+
+// objectFields calls set with each member of the JSON object v, in order,
+// with its key decoded and its value's raw text. It returns false when v
+// is not an object (null, an array, a string, …). v must be valid JSON
+// (json.Valid): nothing else is checked.
+func objectFields(v []byte, set func(key, value []byte)) bool {
+	i := skipSpace(v, 0)
+	if i == len(v) || v[i] != '{' {
+		return false
+	}
+	i = skipSpace(v, i+1)
+	if v[i] == '}' {
+		return true
+	}
+	for {
+		end := skipValue(v, i) // the key, a string
+		key := v[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			k, _ := jsonString(v[i:end])
+			key = []byte(k)
+		}
+		i = skipSpace(v, skipSpace(v, end)+1) // past the ':'
+		end = skipValue(v, i)
+		set(key, v[i:end])
+		i = skipSpace(v, end)
+		if v[i] == '}' {
+			return true
+		}
+		i = skipSpace(v, i+1) // past the ','
+	}
+}
+
+func skipSpace(v []byte, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the valid JSON value starting at v[i].
+func skipValue(v []byte, i int) int {
+	depth := 0
+	for ; i < len(v); i++ {
+		switch v[i] {
+		case '"':
+			for i++; v[i] != '"'; i++ {
+				if v[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of a number or a literal
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r', ':':
+			if depth == 0 {
+				return i // the end of a number or a literal
+			}
+		}
+	}
+	return i
+}
+
+// jsonString decodes the raw text of a valid JSON value that is a string;
+// ok is false for anything else (absent, null, a number, …).
+func jsonString(raw []byte) (s string, ok bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		// Valid JSON and UTF-8 already: without escapes the text is the
+		// string.
+		return string(raw[1 : len(raw)-1]), true
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
 }
 
 // parseTimestamp decodes a JSON timestamp value: a string (see
@@ -114,10 +228,7 @@ func parseTimestamp(raw json.RawMessage) (t time.Time, present bool, err error) 
 	case c == 'n' || c == 'f': // null, false
 		return time.Time{}, false, nil
 	case c == '"':
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, false, err
-		}
+		s, _ := jsonString(raw)
 		if s == "" {
 			return time.Time{}, false, nil
 		}

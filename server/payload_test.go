@@ -3,8 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
@@ -115,14 +119,49 @@ func TestParseTimestampJSON(t *testing.T) {
 	}
 }
 
+// FuzzParseWebhook checks parseWebhook against decodeWebhookMaps, the
+// parser it replaced (encoding/json into maps of json.RawMessage): the same
+// fields, the same class of error and, for invalid payloads, the same
+// message. The seeds run in every go test.
 func FuzzParseWebhook(f *testing.F) {
-	f.Add([]byte(`{"payload":{"doc_id":"` + testCID + `","timestamp":"2026-03-03T21:58:48.123456789+00:00"}}`))
-	f.Add([]byte(`{"timestamp":1767225600.5,"payload":{"doc_id":"` + testCID + `"}}`))
-	f.Add([]byte(`{"payload":{"doc_id":"` + testCID + `","timestamp":"2026-03-03T23:30:00+0200"}}`))
+	for _, body := range []string{
+		`{"payload":{"doc_id":"` + testCID + `","timestamp":"2026-03-03T21:58:48.123456789+00:00"}}`,
+		`{"timestamp":1767225600.5,"payload":{"doc_id":"` + testCID + `"}}`,
+		`{"payload":{"doc_id":"` + testCID + `","timestamp":"2026-03-03T23:30:00+0200"}}`,
+		`{"eventType":"document.updated","eventId":"evt_1","payload":{"doc_id":"` + testCID + `","user":"u-1","metadata":{"channel":"x","n":[1,{"a":"}"}]},"timestamp":"2026-03-03T21:58:48Z"}}`,
+		` { "eventId" : 17 , "extra" : [ 1 , 2 ] , "payload" : { "doc_id" : "` + testCID + `" , "user" : { "id" : 1 } , "timestamp" : 1767225600 } , "more" : true } `,
+		"{\n\t\"payload\":{\"doc_id\":\"" + testCID + "\",\"timestamp\":-1.5e3}\r\n}",
+		`{"pay\u006coad":{"doc\u005fid":"` + testCID + `","user":"\u00e9\"\\","timestamp":"2026-01-01\u005400:00:00Z"},"eventId":"\ud800x"}`,
+		`{"payload":{"doc_id":"x"},"payload":{"doc_id":"` + testCID + `","timestamp":0},"timestamp":"2020-01-01"}`,
+		`{"payload":{"doc_id":"` + testCID + `","doc_id":null}}`,
+		`{"payload":null}`, `{"payload":[]}`, `{"payload":"x"}`, `{"Payload":{"doc_id":"` + testCID + `"}}`,
+		`{"payload":{"doc_id":""}}`, `{"payload":{"doc_id":17}}`, `{"payload":{}}`, `{}`, `null`, `[]`, `"x"`, `17`, ``,
+		`{"payload":{"doc_id":"` + testCID + `","timestamp":true}}`, `{"payload":{"doc_id":"` + testCID + `","timestamp":[]}}`,
+		`{"payload":{"doc_id":"` + testCID + `"},"timestamp":{}}`, `{"payload":{"doc_id":"` + testCID + `","timestamp":"yesterday"}}`,
+		`{"payload":{"doc_id":"` + testCID + `"},"eventId":"` + strings.Repeat("e", 257) + `"}`,
+		`{"payload":{"doc_id":"` + testCID + `"}} x`, `{"payload":{"doc_id":"` + testCID + `"}`, "{\"payload\":{\"doc_id\":\"\xff\"}}",
+	} {
+		f.Add([]byte(body))
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p, err := parseWebhook(body)
-		if err != nil {
+		want, wantErr := decodeWebhookMaps(body)
+		switch {
+		case errors.Is(wantErr, errNotJSON):
+			if !errors.Is(err, errNotJSON) {
+				t.Fatalf("%q: got %+v, %v; want an errNotJSON", body, p, err)
+			}
 			return
+		case wantErr != nil:
+			if err == nil || err.Error() != wantErr.Error() || !errors.Is(err, errInvalidPayload) {
+				t.Fatalf("%q: got %+v, %v; want %v", body, p, err, wantErr)
+			}
+			return
+		case err != nil:
+			t.Fatalf("%q: %v; want %+v", body, err, want)
+		}
+		if p != want {
+			t.Fatalf("%q:\n got %+v\nwant %+v", body, p, want)
 		}
 		if len(p.relay) != 36 || len(p.doc) != 36 {
 			t.Fatalf("accepted ids %q %q", p.relay, p.doc)
@@ -131,6 +170,60 @@ func FuzzParseWebhook(f *testing.F) {
 			t.Fatalf("time not UTC: %v", p.time)
 		}
 	})
+}
+
+// decodeWebhookMaps is parseWebhook as it was written first, decoding the
+// body with encoding/json: the reference FuzzParseWebhook compares with.
+func decodeWebhookMaps(body []byte) (parsedWebhook, error) {
+	var w parsedWebhook
+	if !utf8.Valid(body) {
+		return w, errNotJSON
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil || top == nil {
+		var syn *json.SyntaxError
+		if errors.As(err, &syn) {
+			return w, fmt.Errorf("%w: %v", errNotJSON, err)
+		}
+		return w, invalid("body is not a JSON object")
+	}
+	rawPayload, ok := top["payload"]
+	if !ok {
+		return w, invalid("no payload")
+	}
+	var payload map[string]json.RawMessage
+	if err := json.Unmarshal(rawPayload, &payload); err != nil || payload == nil {
+		return w, invalid("payload is not an object")
+	}
+	var docID string
+	if err := json.Unmarshal(payload["doc_id"], &docID); err != nil || docID == "" {
+		return w, invalid("payload.doc_id missing or not a non-empty string")
+	}
+	var err error
+	if w.relay, w.doc, err = relay.ParseCompoundID(docID); err != nil {
+		return w, fmt.Errorf("%w: %v", errInvalidPayload, err)
+	}
+	if t, present, err := parseTimestamp(payload["timestamp"]); err != nil {
+		return w, fmt.Errorf("%w: payload.timestamp: %v", errInvalidPayload, err)
+	} else if present {
+		w.time, w.timeSource = t, TimeFromPayload
+	} else if t, present, err := parseTimestamp(top["timestamp"]); err != nil {
+		return w, fmt.Errorf("%w: timestamp: %v", errInvalidPayload, err)
+	} else if present {
+		w.time, w.timeSource = t, TimeFromEnvelope
+	}
+	_ = json.Unmarshal(payload["user"], &w.user)
+	_ = json.Unmarshal(top["eventType"], &w.eventType)
+	if raw, ok := top["eventId"]; ok {
+		var id string
+		if json.Unmarshal(raw, &id) == nil {
+			if len(id) > maxEventIDLen {
+				return w, invalid("eventId longer than %d bytes", maxEventIDLen)
+			}
+			w.eventID = id
+		}
+	}
+	return w, nil
 }
 
 // storeSink queues webhook events in a store and hands them to a
