@@ -153,8 +153,17 @@ func (s *server) webhook(c *gin.Context) {
 		outcome = OutcomeDuplicate
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", ackBody)
-	if log.Enabled(c.Request.Context(), slog.LevelInfo) {
-		log.Info("webhook "+outcome, "outcome", outcome, "relay", ev.Relay, "doc", ev.Doc,
+	// An accepted webhook is logged at debug (-v): at INFO, a line per
+	// webhook was the handler's largest cost after parsing (formatting and a
+	// write to stderr each); relay_git_sync_webhooks_total counts them and
+	// the scheduler logs each snapshot they lead to. A duplicate, a
+	// sender's retry, stays at INFO.
+	level := slog.LevelDebug
+	if dup {
+		level = slog.LevelInfo
+	}
+	if ctx := c.Request.Context(); log.Enabled(ctx, level) {
+		log.Log(ctx, level, "webhook "+outcome, "outcome", outcome, "relay", ev.Relay, "doc", ev.Doc,
 			"event_id", ev.ID, "event_type", p.eventType, "time", ev.Time, "time_source", ev.TimeSource,
 			"user", ev.User, "remote", c.ClientIP())
 	}

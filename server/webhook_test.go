@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -467,6 +468,29 @@ func TestWebhookDuplicate(t *testing.T) {
 	}
 	if got := counter(t, env.reg, "relay_git_sync_webhooks_total", "outcome", OutcomeAccepted); got != 1 {
 		t.Errorf("accepted count %v", got)
+	}
+}
+
+// An accepted webhook is logged at debug only; a duplicate (a sender's
+// retry) at INFO.
+func TestWebhookLogLevels(t *testing.T) {
+	logs := &syncBuffer{}
+	env := newEnv(t, func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	body := webhookBody(testCID, "2026-01-01")
+	expectJSON(t, env.do("POST", "/webhooks", body, bearer(testSecret)), 200, okBody)
+	if strings.Contains(logs.String(), "webhook accepted") {
+		t.Errorf("accepted webhook logged at INFO:\n%s", logs)
+	}
+	expectJSON(t, env.do("POST", "/webhooks", body, bearer(testSecret)), 200, okBody)
+	if !strings.Contains(logs.String(), `"level":"INFO","msg":"webhook duplicate"`) {
+		t.Errorf("duplicate not logged at INFO:\n%s", logs)
+	}
+	debug := newEnv(t, nil)
+	expectJSON(t, debug.do("POST", "/webhooks", body, bearer(testSecret)), 200, okBody)
+	if !strings.Contains(debug.logs.String(), `"level":"DEBUG","msg":"webhook accepted"`) {
+		t.Errorf("accepted webhook not logged at debug:\n%s", debug.logs)
 	}
 }
 
