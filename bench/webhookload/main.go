@@ -27,7 +27,9 @@
 //
 // Everything is bounded: at most -max-requests requests per phase. After
 // each phase, serve's own count of accepted webhooks must equal the 2xx
-// answers the senders saw.
+// answers the senders saw. On Linux it also reports each server process's
+// CPU time per acknowledged webhook (from /proc/PID/stat), the steadiest
+// figure on a machine shared with other work.
 package main
 
 import (
@@ -206,6 +208,15 @@ func run() error {
 			sp.stop()
 		}
 	}()
+	measureCPU := func(pid int, tg target, measure func(target) result) result {
+		before, cerr := procCPU(pid)
+		r := measure(tg)
+		after, cerr2 := procCPU(pid)
+		if cerr == nil && cerr2 == nil {
+			r.cpu = after - before
+		}
+		return r
+	}
 	phase := func(name string, measure func(target) result) (serveRes, noopRes result, err error) {
 		if sp == nil || !*sameServe {
 			if sp != nil {
@@ -229,8 +240,8 @@ func run() error {
 				sp.acked += w.ok
 			}
 		}
-		noopRes = measure(noopTarget)
-		serveRes = measure(serveTarget)
+		noopRes = measureCPU(noop.Process.Pid, noopTarget, measure)
+		serveRes = measureCPU(sp.cmd.Process.Pid, serveTarget, measure)
 		sp.acked += serveRes.ok
 		accepted, err := metric("http://"+sp.addr+"/metrics", `relay_git_sync_webhooks_total{outcome="accepted"}`)
 		if err != nil {
@@ -273,6 +284,12 @@ func run() error {
 	fmt.Printf("%-34s %14s %14s %10.2f\n", "(b) p99 latency at "+strconv.Itoa(*rate)+" req/s", ms(sl.p(0.99)), ms(nl.p(0.99)), ratio(sl.p(0.99), nl.p(0.99)))
 	fmt.Printf("%-34s %14s %14s\n", "(b) max latency", ms(sl.p(1)), ms(nl.p(1)))
 	fmt.Printf("%-34s %14d %14d\n", "failed requests (a)+(b)", s.errs+sl.errs+sl.skipped, n.errs+nl.errs+nl.skipped)
+	if s.cpu > 0 && n.cpu > 0 {
+		// Steadier than the rates on a shared machine: what each answer
+		// cost the server's process, whatever share of the cores it got.
+		fmt.Printf("%-34s %14s %14s %10.2f\n", "(a) server CPU per acked webhook", us(s.cpuPerAck()), us(n.cpuPerAck()), ratio(s.cpuPerAck(), n.cpuPerAck()))
+		fmt.Printf("%-34s %14s %14s %10.2f\n", "(b) server CPU per acked webhook", us(sl.cpuPerAck()), us(nl.cpuPerAck()), ratio(sl.cpuPerAck(), nl.cpuPerAck()))
+	}
 	pass := func(ok bool) string {
 		if ok {
 			return "met"
@@ -392,11 +409,19 @@ type generator struct {
 type result struct {
 	ok, errs, skipped int64
 	elapsed           time.Duration
+	cpu               time.Duration   // the server process's CPU time (user+system) during the phase; 0 = unknown
 	lat               []time.Duration // sorted
 	lastErr           error
 }
 
 func (r result) perSecond() float64 { return float64(r.ok) / r.elapsed.Seconds() }
+
+func (r result) cpuPerAck() time.Duration {
+	if r.ok == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.ok)
+}
 
 func (r result) p(q float64) time.Duration {
 	if len(r.lat) == 0 {
@@ -414,6 +439,33 @@ func (r result) lastErrString() string {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+// procCPU returns the user+system CPU time of process pid, all its threads,
+// from /proc/PID/stat (Linux; clock ticks of 10 ms).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: count fields after its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	const clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
+	return time.Duration(utime+stime) * clockTick, nil
+}
 
 func ratio(a, b time.Duration) float64 {
 	if b == 0 {
