@@ -10,7 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
+	"runtime/pprof"
+	"slices"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -308,4 +313,203 @@ func fastImportStream(src source.Source, w io.Writer) error {
 	}
 	bw.WriteString("done\n")
 	return bw.Flush()
+}
+
+// BenchmarkFetchDataDir20k times `git fetch` of 100 new snapshots from a
+// data dir (relay::DATADIR/<relay>/<folder>, the history of
+// BenchmarkClone20k) against `git fetch` of the same commits from a bare
+// repository (the reference of BenchmarkClone20k, repacked), 9 times each
+// (per b.N), alternating, every run in a fresh copy (cp -a) of a
+// repository cloned before the snapshots were added. Then it runs the
+// helper's side of the same fetch in this process (Run, fed the commands
+// git sends) 9 times, so that -cpuprofile profiles git-remote-relay (its
+// samples are labelled phase=helper: pprof -tagfocus phase=helper):
+//
+//	go test -tags nomsgpack -run '^$' -bench FetchDataDir20k -benchtime 1x -timeout 30m -cpuprofile cpu.out ./remotehelper
+//
+// It reports median wall times (dir-fetch-s, git-fetch-s; helper-s and
+// helper-cpu-s for the helper in this process, its git commands not
+// counted), the ratios dir/git of the medians (dir-fetch-ratio: target
+// ≤ 1.5), of the fastest runs, and of the median CPU times of git and its
+// children (the helper included).
+func BenchmarkFetchDataDir20k(b *testing.B) {
+	const snapshots, files, more = 20000, 300, 100
+	const runs = 9 // of each, per b.N
+	g := newGitEnv(b)
+	work := b.TempDir()
+	dir := filepath.Join(work, "data")
+	t0 := time.Now()
+	st, err := store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v := newVault(st, testFolder, 1, files)
+	v.grow(b, snapshots)
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("generated %d snapshots in %v", snapshots, time.Since(t0).Round(time.Millisecond))
+	dirURL := "relay::" + dir + "/" + testFolder.String()
+	g.git(work, "clone", "-q", "--bare", dirURL, "ref.git") // also keeps the pack in the data dir
+	ref := filepath.Join(work, "ref.git")
+	t0 = time.Now()
+	g.git(ref, "repack", "-adfq")
+	b.Logf("repack -adf of the reference: %v", time.Since(t0).Round(time.Millisecond))
+	dirBase, gitBase := filepath.Join(work, "dir-base"), filepath.Join(work, "git-base")
+	g.git(work, "clone", "-q", dirURL, dirBase)
+	g.git(work, "clone", "-q", "--no-local", ref, gitBase)
+
+	st, err = store.Open(filepath.Join(dir, "db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v.st = st
+	v.grow(b, more)
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	g.git(ref, "fetch", "-q", dirURL, "+refs/heads/main:refs/heads/main")
+	want := revParse(g, ref, "main")
+
+	fresh := func(base, name string) string {
+		d := filepath.Join(work, name)
+		if err := os.RemoveAll(d); err != nil {
+			b.Fatal(err)
+		}
+		if out, err := exec.Command("cp", "-a", base, d).CombinedOutput(); err != nil {
+			b.Fatalf("cp -a %s: %v %s", base, err, out)
+		}
+		return d
+	}
+	var dirWall, gitWall, dirCPU, gitCPU, helper, helperCPU []time.Duration
+	b.ResetTimer()
+	for i := range b.N * runs {
+		b.StopTimer()
+		d, gd := fresh(dirBase, "dir"), fresh(gitBase, "git")
+		b.StartTimer()
+		timed := func(repo string, wall, cpu *[]time.Duration) {
+			w, c := g.timed(repo, "fetch", "-q")
+			*wall, *cpu = append(*wall, w), append(*cpu, c)
+			if got := revParse(g, repo, "origin/main"); got != want {
+				b.Fatalf("after fetch in %s: origin/main is %s, want %s", repo, got, want)
+			}
+		}
+		if i%2 == 0 {
+			timed(d, &dirWall, &dirCPU)
+			timed(gd, &gitWall, &gitCPU)
+		} else {
+			timed(gd, &gitWall, &gitCPU)
+			timed(d, &dirWall, &dirCPU)
+		}
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(300)) // as cmd/git-remote-relay does
+	for range b.N * runs {
+		b.StopTimer()
+		d := fresh(dirBase, "dir")
+		b.StartTimer()
+		c := processCPU()
+		helper = append(helper, helperFetch(b, g, d, dir+"/"+testFolder.String(), want))
+		helperCPU = append(helperCPU, processCPU()-c)
+	}
+	b.StopTimer()
+	med := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	b.Logf("load %s; dir fetches %v (CPU %v); git fetches %v (CPU %v); helper in process %v (CPU %v)", loadavg(), dirWall, dirCPU, gitWall, gitCPU, helper, helperCPU)
+	b.ReportMetric(med(dirWall).Seconds(), "dir-fetch-s")
+	b.ReportMetric(med(gitWall).Seconds(), "git-fetch-s")
+	b.ReportMetric(med(helper).Seconds(), "helper-s")
+	b.ReportMetric(med(helperCPU).Seconds(), "helper-cpu-s")
+	b.ReportMetric(med(dirWall).Seconds()/med(gitWall).Seconds(), "dir-fetch-ratio")
+	b.ReportMetric(slices.Min(dirWall).Seconds()/slices.Min(gitWall).Seconds(), "dir-fetch-best-ratio")
+	b.ReportMetric(med(dirCPU).Seconds()/med(gitCPU).Seconds(), "dir-fetch-cpu-ratio")
+}
+
+// helperFetch runs the helper in this process as `git fetch` in repo
+// would (capabilities, options, list, fetch of the listed tip) and returns
+// how long Run took. The pack it writes stays in repo; git's side (ref
+// updates, the connectivity walk) is not done.
+func helperFetch(b *testing.B, g *gitEnv, repo, url, want string) time.Duration {
+	env := append(slices.Clone(g.env), "GIT_DIR=.git")
+	getenv := func(k string) string {
+		for i := len(env) - 1; i >= 0; i-- {
+			if v, ok := strings.CutPrefix(env[i], k+"="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	var stderr strings.Builder
+	done := make(chan error, 1)
+	start := time.Now()
+	// Labelled (goroutines inherit it): pprof -tagfocus phase=helper
+	// shows the helper alone.
+	go pprof.Do(context.Background(), pprof.Labels("phase", "helper"), func(ctx context.Context) {
+		err := Run(ctx, Config{Remote: "origin", URL: url, Getenv: getenv, Environ: env, Dir: repo,
+			Stdin: inR, Stdout: outW, Stderr: &stderr})
+		outW.Close()
+		done <- err
+	})
+	out := bufio.NewReader(outR)
+	// readBlock reads the helper's answer up to its blank line.
+	readBlock := func() []string {
+		var lines []string
+		for {
+			l, err := out.ReadString('\n')
+			if err != nil {
+				b.Fatalf("reading the helper's answer: %v (so far %q; stderr %s)", err, lines, stderr.String())
+			}
+			if l == "\n" {
+				return lines
+			}
+			lines = append(lines, strings.TrimSuffix(l, "\n"))
+		}
+	}
+	option := func(o string) {
+		fmt.Fprintf(inW, "option %s\n", o)
+		if _, err := out.ReadString('\n'); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// What git 2.39's `git fetch -q` sends (GIT_TRANSPORT_HELPER_DEBUG=1);
+	// no check-connectivity: git offers it to a clone only.
+	fmt.Fprint(inW, "capabilities\n")
+	readBlock()
+	option("progress false")
+	option("verbosity 0")
+	fmt.Fprint(inW, "list\n")
+	listed := readBlock()
+	if len(listed) == 0 || !strings.HasPrefix(listed[0], want+" ") {
+		b.Fatalf("helper listed %q, want %s", listed, want)
+	}
+	option("followtags true")
+	fmt.Fprintf(inW, "fetch %s %s\n\n", want, Branch)
+	readBlock()
+	inW.Close()
+	io.Copy(io.Discard, out)
+	if err := <-done; err != nil {
+		b.Fatalf("helper: %v\n%s", err, stderr.String())
+	}
+	return time.Since(start)
+}
+
+func loadavg() string {
+	l, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(l))[:3], " ")
+}
+
+// processCPU is the CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
