@@ -310,7 +310,7 @@ type serveProc struct {
 }
 
 // startServe runs serve as a user does, on a new data dir following the
-// bench folder; its log (a line per webhook at INFO) goes to a file.
+// bench folder; its log goes to a file.
 func startServe(bin, dataDir, connectors string, env []string) (*serveProc, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
