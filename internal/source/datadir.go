@@ -35,7 +35,8 @@ func OpenDataDir(dir string) (Source, error) { return openDataDir(dir, false) }
 // ReadDataDir is OpenDataDir for reading only: nothing in the data dir
 // changes, opening and closing cost less, several readers may share it
 // (still none while a read-write process holds it), and every write to
-// Store(src) fails.
+// Store(src) fails. A store whose writer crashed is first recovered by a
+// read-write open, as the writer's next start would.
 func ReadDataDir(dir string) (Source, error) { return openDataDir(dir, true) }
 
 func openDataDir(dir string, readOnly bool) (Source, error) {
@@ -53,6 +54,15 @@ func openDataDir(dir string, readOnly bool) (Source, error) {
 		return nil, fmt.Errorf("data dir %s: %s is not a directory", dir, db)
 	}
 	st, err := store.Open(db, store.Options{ReadOnly: readOnly})
+	if errors.Is(err, store.ErrNeedsRecovery) {
+		// The last writer crashed: one read-write open replays its log
+		// (as serve's next start would), then the read-only one works.
+		if st, err = store.Open(db, store.Options{}); err == nil {
+			if err = st.Close(); err == nil {
+				st, err = store.Open(db, store.Options{ReadOnly: true})
+			}
+		}
+	}
 	if err != nil {
 		if isLockError(err) {
 			return nil, fmt.Errorf("data dir %s is in use by another process (most likely `relay-git-sync serve`): read through that server instead, or stop it: %w", dir, ErrLocked)

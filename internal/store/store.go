@@ -18,6 +18,11 @@ import (
 // folder does not exist. Test with errors.Is.
 var ErrNotFound = errors.New("not found")
 
+// ErrNeedsRecovery means a read-only open found a store its last writer
+// did not close (a crash, kill -9): Badger must replay and truncate its
+// log, which only a read-write open does.
+var ErrNeedsRecovery = errors.New("the store was not closed cleanly and needs a read-write open to recover")
+
 // Options configures Open.
 type Options struct {
 	// InMemory keeps the whole database in memory (tests); dir is ignored.
@@ -165,6 +170,9 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("store: data directory %s is locked by another process (is relay-git-sync serve running?): %w", dir, err)
+		}
+		if o.ReadOnly && strings.Contains(err.Error(), "Log truncate required") {
+			return nil, fmt.Errorf("store: opening %s read-only: %w (%v)", dir, ErrNeedsRecovery, err)
 		}
 		return nil, fmt.Errorf("store: opening %s: %w", dir, err)
 	}
