@@ -101,7 +101,7 @@ one as relay-server's own "relay sign --auth <private key>" does.`,
 				if opts.RelayServerURL == "" {
 					return errors.New("no Relay Server to write to: set RELAY_SERVER_URL (and RELAY_SERVER_API_KEY), or pass --server URL to restore through a running serve")
 				}
-				src, _, err := opts.openSource(cmd, "")
+				src, _, err := opts.openSourceFor(cmd, "", true)
 				if err != nil {
 					return err
 				}

@@ -91,6 +91,13 @@ only while no serve holds it. Nothing is created in the data dir.`
 // exist and not be held by another process. from describes it for
 // messages.
 func (o *globalOptions) openSource(cmd *cobra.Command, serverURL string) (src source.Source, from string, err error) {
+	return o.openSourceFor(cmd, serverURL, false)
+}
+
+// openSourceFor is openSource; write opens a data dir read-write (restore
+// records its snapshot there), else read-only, so that readers change
+// nothing in it and may share it.
+func (o *globalOptions) openSourceFor(cmd *cobra.Command, serverURL string, write bool) (src source.Source, from string, err error) {
 	if serverURL == "" {
 		serverURL = o.getenv(envReadURL)
 	}
@@ -101,7 +108,11 @@ func (o *globalOptions) openSource(cmd *cobra.Command, serverURL string) (src so
 	if err := o.checkStore(", or pass --server URL to read from a running serve"); err != nil {
 		return nil, "", err
 	}
-	src, err = source.OpenDataDir(o.DataDir)
+	open := source.ReadDataDir
+	if write {
+		open = source.OpenDataDir
+	}
+	src, err = open(o.DataDir)
 	if errors.Is(err, source.ErrLocked) {
 		return nil, "", o.inUseError(cmd.Root(), "pass --server URL (or set "+envReadURL+") to read through it, or stop it")
 	}

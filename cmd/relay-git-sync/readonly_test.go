@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
 // buildRelayGitSync builds the relay-git-sync binary into a temporary
@@ -265,6 +266,49 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 				t.Errorf("the read-only commands changed the data dir's parent:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
+	}
+}
+
+// The read-only commands leave a data dir's store byte for byte as it was
+// (Badger opened read-only: no new memtable or value log, no flush or
+// compaction at close).
+func TestReadOnlyCommandsChangeNoByte(t *testing.T) {
+	dataDir := t.TempDir()
+	st, err := store.Open(filepath.Join(dataDir, storeDirName), store.Options{})
+	must(t, err)
+	f := store.FolderID{Relay: "6ba7b810-9dad-11d1-80b4-00c04fd430c8", Folder: "f47ac10b-58cc-4372-a567-0e02b2c3d479"}
+	id, err := st.PutBlob([]byte("# A\n"), store.BlobID{})
+	must(t, err)
+	_, err = st.AddSnapshot(&store.Snapshot{Folder: f, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		Files: []store.File{{Path: "a.md", Blob: id, Size: 4, DocID: "d", Kind: "markdown"}}}, nil, nil)
+	must(t, err)
+	must(t, st.Close())
+	contents := func() string {
+		var b strings.Builder
+		must(t, filepath.WalkDir(dataDir, func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			data, err := os.ReadFile(p)
+			fmt.Fprintf(&b, "%s %d %x\n", p, len(data), data)
+			return err
+		}))
+		return b.String()
+	}
+	before := contents()
+	env := map[string]string{"RELAY_GIT_DATA_DIR": dataDir}
+	folderArg := f.Relay + "/" + f.Folder
+	for _, args := range [][]string{
+		{"snapshots", folderArg},
+		{"snapshots", folderArg, "--json"},
+		{"export", folderArg, "--output", filepath.Join(t.TempDir(), "out.tar")},
+	} {
+		if _, _, _, err := execute(t, env, args...); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+	}
+	if contents() != before {
+		t.Error("the read-only commands changed the data dir's store")
 	}
 }
 
