@@ -66,7 +66,7 @@ db/ directory are not in the backup.`,
 				if err := opts.checkStore(", or pass --server URL to back up a running serve"); err != nil {
 					return err
 				}
-				st, err := opts.openExistingStore(cmd.Root())
+				st, err := opts.openExistingStore(cmd.Root(), false)
 				var inUse *storeInUseError
 				if errors.As(err, &inUse) {
 					inUse.todo = "pass --server URL (or set " + envReadURL + ") to back up through it, or stop it"

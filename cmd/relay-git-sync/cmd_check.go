@@ -85,7 +85,7 @@ func plural(n int, what string) string {
 
 // checkDataDir runs store.Check on the data dir's store.
 func checkDataDir(cmd *cobra.Command, opts *globalOptions, readData bool) (int, error) {
-	st, err := opts.openExistingStore(cmd.Root())
+	st, err := opts.openExistingStore(cmd.Root(), true) // read-write: it reads what serve would, the log replayed
 	var inUse *storeInUseError
 	if errors.As(err, &inUse) {
 		inUse.todo = "pass --server URL (or set " + envReadURL + ") to check through it, or stop it to check everything"

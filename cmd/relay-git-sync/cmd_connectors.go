@@ -240,7 +240,7 @@ func connectorStatuses(opts *globalOptions, root *cobra.Command, conns []connect
 		r.Status, r.configured = s, configured
 	}
 	note := ""
-	st, err := opts.openExistingStore(root)
+	st, err := opts.openExistingStore(root, false)
 	var inUse *storeInUseError
 	switch {
 	case err == nil:

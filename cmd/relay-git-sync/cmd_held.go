@@ -176,7 +176,7 @@ func withHeld(cmd *cobra.Command, opts *globalOptions, serverURL string, fn func
 	if err := opts.checkStore(", or pass --server URL to act through a running serve"); err != nil {
 		return err
 	}
-	st, err := opts.openExistingStore(cmd.Root())
+	st, err := opts.openExistingStore(cmd.Root(), true)
 	var inUse *storeInUseError
 	if errors.As(err, &inUse) {
 		inUse.todo = "pass --server URL (or set " + envReadURL + ") to act through it"

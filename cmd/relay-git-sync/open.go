@@ -57,14 +57,18 @@ func (o *globalOptions) inUseError(root *cobra.Command, todo string) error {
 	return &storeInUseError{dataDir: o.DataDir, holder: lockHolder(root, filepath.Join(o.DataDir, storeDirName)), todo: todo}
 }
 
-// openExistingStore opens the data dir's store for a command that only
-// reads it, creating nothing. A store held by another process is a
-// *storeInUseError.
-func (o *globalOptions) openExistingStore(root *cobra.Command) (*store.Store, error) {
+// openExistingStore opens the data dir's store for a command, creating
+// nothing: read-only (no byte of it changes) unless write. A store held by
+// another process is a *storeInUseError.
+func (o *globalOptions) openExistingStore(root *cobra.Command, write bool) (*store.Store, error) {
 	if err := o.checkStore(""); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(o.DataDir, storeDirName), store.Options{Logger: o.Logger})
+	open := store.OpenReadOnly
+	if write {
+		open = store.Open
+	}
+	st, err := open(filepath.Join(o.DataDir, storeDirName), store.Options{Logger: o.Logger})
 	// Badger formats the flock error into its message (y.Wrap keeps no
 	// chain), so only the text tells.
 	if err != nil && strings.Contains(err.Error(), "Cannot acquire directory lock") {

@@ -269,7 +269,7 @@ func TestReadOnlyCommandsCreateNothing(t *testing.T) {
 	}
 }
 
-// The read-only commands leave a data dir's store byte for byte as it was
+// The reading commands leave a data dir's store byte for byte as it was
 // (Badger opened read-only: no new memtable or value log, no flush or
 // compaction at close).
 func TestReadOnlyCommandsChangeNoByte(t *testing.T) {
@@ -302,6 +302,8 @@ func TestReadOnlyCommandsChangeNoByte(t *testing.T) {
 		{"snapshots", folderArg},
 		{"snapshots", folderArg, "--json"},
 		{"export", folderArg, "--output", filepath.Join(t.TempDir(), "out.tar")},
+		{"connectors", "status"},
+		{"backup", "--output", filepath.Join(t.TempDir(), "b.backup")},
 	} {
 		if _, _, _, err := execute(t, env, args...); err != nil {
 			t.Fatalf("%v: %v", args, err)

@@ -53,16 +53,11 @@ func openDataDir(dir string, readOnly bool) (Source, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("data dir %s: %s is not a directory", dir, db)
 	}
-	st, err := store.Open(db, store.Options{ReadOnly: readOnly})
-	if errors.Is(err, store.ErrNeedsRecovery) {
-		// The last writer crashed: one read-write open replays its log
-		// (as serve's next start would), then the read-only one works.
-		if st, err = store.Open(db, store.Options{}); err == nil {
-			if err = st.Close(); err == nil {
-				st, err = store.Open(db, store.Options{ReadOnly: true})
-			}
-		}
+	open := store.Open
+	if readOnly {
+		open = store.OpenReadOnly
 	}
+	st, err := open(db, store.Options{})
 	if err != nil {
 		if isLockError(err) {
 			return nil, fmt.Errorf("data dir %s is in use by another process (most likely `relay-git-sync serve`): read through that server instead, or stop it: %w", dir, ErrLocked)

@@ -155,6 +155,26 @@ func newLogger(l *slog.Logger) *slog.Logger {
 	return l
 }
 
+// OpenReadOnly opens an existing store with o.ReadOnly set. A store whose
+// last writer crashed is first recovered by one read-write open (Badger
+// replays and truncates its log, as the writer's next start would).
+func OpenReadOnly(dir string, o Options) (*Store, error) {
+	o.ReadOnly = true
+	st, err := Open(dir, o)
+	if !errors.Is(err, ErrNeedsRecovery) {
+		return st, err
+	}
+	rw := o
+	rw.ReadOnly = false
+	if st, err = Open(dir, rw); err != nil {
+		return nil, err
+	}
+	if err := st.Close(); err != nil {
+		return nil, err
+	}
+	return Open(dir, o)
+}
+
 // Open opens (creating if needed) the store in dir. Only one process may
 // have a directory open; a second Open fails with an error that says so.
 func Open(dir string, o Options) (*Store, error) {
