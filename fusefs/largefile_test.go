@@ -3,47 +3,14 @@ package fusefs
 import (
 	"bytes"
 	"log/slog"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/heaptest"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
-
-// heapGrowth returns how far the heap grew above its level when fn
-// started (sampled, with an eager GC so that garbage does not count).
-func heapGrowth(fn func()) int64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() int64 { metrics.Read(sample); return int64(sample[0].Value.Uint64()) }
-	start := read()
-	var peak atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			peak.Store(max(peak.Load(), read()))
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return max(peak.Load(), read()) - start
-}
 
 // A large file's memory file is filled from the store as a stream: its
 // content is byte-identical and never also on the heap.
@@ -62,7 +29,7 @@ func TestLoadMemStreams(t *testing.T) {
 	fsys := newFS(source.FromStore(st), store.FolderID{}, Options{Logger: slog.New(slog.DiscardHandler)})
 	t.Cleanup(fsys.cancel)
 	var m *memBlob
-	grew := heapGrowth(func() { m, err = fsys.loadMem(&fileEnt{blob: id, size: n}) })
+	grew := heaptest.PeakGrowth(func() { m, err = fsys.loadMem(&fileEnt{blob: id, size: n}) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,46 +8,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/heaptest"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
-
-// heapGrowth returns how far the heap grew above its level when fn
-// started (sampled, with an eager GC so that garbage does not count).
-func heapGrowth(fn func()) int64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() int64 { metrics.Read(sample); return int64(sample[0].Value.Uint64()) }
-	start := read()
-	var peak atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			peak.Store(max(peak.Load(), read()))
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return max(peak.Load(), read()) - start
-}
 
 // serve's kept pack streams a large attachment from the store into the
 // pack (packWriter.writeFrom) instead of reading and compressing it whole:
@@ -96,7 +64,7 @@ func TestKeptPackStreamsLargeBlob(t *testing.T) {
 	packs := NewPackCache(t.TempDir(), source.FromStore(st), nil)
 	t.Cleanup(packs.Close)
 	var pack, idx *os.File
-	grew := heapGrowth(func() {
+	grew := heaptest.PeakGrowth(func() {
 		_, _, pack, idx, err = packs.Open(context.Background(), testFolder)
 	})
 	if err != nil || pack == nil {

@@ -5,13 +5,10 @@ import (
 	"context"
 	"io"
 	"math/rand/v2"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/heaptest"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -52,35 +49,6 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// heapGrowth returns how far the heap grew above its level when fn
-// started (sampled, with an eager GC so that garbage does not count).
-func heapGrowth(fn func()) int64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() int64 { metrics.Read(sample); return int64(sample[0].Value.Uint64()) }
-	start := read()
-	var peak atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			peak.Store(max(peak.Load(), read()))
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return max(peak.Load(), read()) - start
-}
-
 // A large attachment goes from the Relay Server into the store without
 // being held whole: it arrives byte-identical, and the sync grows the heap
 // by far less than the file (the bytes.Buffer it replaced held up to twice
@@ -99,7 +67,7 @@ func TestLargeAttachmentStreamsIntoStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res *Result
-	grew := heapGrowth(func() { res = e.sync(Request{}) })
+	grew := heaptest.PeakGrowth(func() { res = e.sync(Request{}) })
 	t.Logf("syncing a %d MiB attachment grew the heap by %.1f MiB", n>>20, float64(grew)/(1<<20))
 	if grew > n/2 { // bounded by buffers (the store's parts, Badger's write batch), not by n
 		t.Errorf("syncing a %d MiB attachment grew the heap by %.1f MiB, want under %d", n>>20, float64(grew)/(1<<20), n/2>>20)

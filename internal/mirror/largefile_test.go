@@ -2,45 +2,12 @@ package mirror
 
 import (
 	"math/rand/v2"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
-	"sync/atomic"
 	"testing"
-	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/heaptest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 )
-
-// heapGrowth returns how far the heap grew above its level when fn
-// started (sampled, with an eager GC so that garbage does not count).
-func heapGrowth(fn func()) int64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() int64 { metrics.Read(sample); return int64(sample[0].Value.Uint64()) }
-	start := read()
-	var peak atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			peak.Store(max(peak.Load(), read()))
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return max(peak.Load(), read()) - start
-}
 
 // A large attachment is copied from the store into the mirror and packed
 // for the remote (go-git's encoder) as a stream: the push grows the heap
@@ -65,7 +32,7 @@ func TestLargeBlobPushStreams(t *testing.T) {
 		big[i] = byte(r.Uint32())
 	}
 	snap := sim.snap(map[string]string{"big.bin": string(big)})
-	grew := heapGrowth(func() { tm.push(t) })
+	grew := heaptest.PeakGrowth(func() { tm.push(t) })
 	t.Logf("pushing a %d MiB attachment grew the heap by %.1f MiB", n>>20, float64(grew)/(1<<20))
 	if grew > n/4 {
 		t.Errorf("pushing a %d MiB attachment grew the heap by %.1f MiB, want under %d", n>>20, float64(grew)/(1<<20), n/4>>20)

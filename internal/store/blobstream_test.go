@@ -7,16 +7,13 @@ import (
 	"errors"
 	"io"
 	"math/rand/v2"
-	"runtime"
-	"runtime/debug"
-	"runtime/metrics"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/heaptest"
 )
 
 // hideLen hides a reader's type, so nothing can find its length.
@@ -214,39 +211,6 @@ func TestOpenBlobDetectsDamage(t *testing.T) {
 	}
 }
 
-// peakHeapGrowth returns how far the heap grew above where it was when fn
-// started, sampled while fn runs, with the GC made eager (10%) so that the
-// peak follows what is live rather than garbage not yet collected.
-func peakHeapGrowth(fn func()) int64 {
-	defer debug.SetGCPercent(debug.SetGCPercent(10))
-	runtime.GC()
-	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	read := func() int64 {
-		metrics.Read(sample)
-		return int64(sample[0].Value.Uint64())
-	}
-	start := read()
-	var peak atomic.Int64
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(200 * time.Microsecond)
-		defer t.Stop()
-		for {
-			peak.Store(max(peak.Load(), read()))
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	fn()
-	close(stop)
-	<-done
-	return max(peak.Load(), read()) - start
-}
-
 // Streaming a blob in and out holds a few MiB, whatever its size (the
 // []byte paths hold at least one whole copy).
 func TestStreamingBlobMemory(t *testing.T) {
@@ -257,7 +221,7 @@ func TestStreamingBlobMemory(t *testing.T) {
 	want := sha256.Sum256(data)
 	var id BlobID
 	var err error
-	grew := peakHeapGrowth(func() {
+	grew := heaptest.PeakGrowth(func() {
 		id, _, err = s.PutBlobFrom(hideLen{bytes.NewReader(data)}, -1, BlobID{})
 	})
 	if err != nil {
@@ -268,7 +232,7 @@ func TestStreamingBlobMemory(t *testing.T) {
 		t.Errorf("PutBlobFrom of %d MiB grew the heap by %.1f MiB, want under 20", n>>20, float64(grew)/(1<<20))
 	}
 	h := sha256.New()
-	grew = peakHeapGrowth(func() {
+	grew = heaptest.PeakGrowth(func() {
 		rc, _, oerr := s.OpenBlob(id)
 		if oerr != nil {
 			err = oerr
@@ -288,6 +252,6 @@ func TestStreamingBlobMemory(t *testing.T) {
 		t.Errorf("reading %d MiB through OpenBlob grew the heap by %.1f MiB, want under 20", n>>20, float64(grew)/(1<<20))
 	}
 	// The []byte path, for scale (this is what the test guards against).
-	grew = peakHeapGrowth(func() { _, err = s.Blob(id) })
+	grew = heaptest.PeakGrowth(func() { _, err = s.Blob(id) })
 	t.Logf("Blob of the same blob: heap grew by %.1f MiB", float64(grew)/(1<<20))
 }

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"testing"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/heaptest"
 )
 
 // allocated returns the bytes the process allocated while fn ran.
@@ -63,7 +65,7 @@ func TestLargeBlobReadCostsOneCopy(t *testing.T) {
 
 // BenchmarkLargeBlob reports what storing and reading one large
 // incompressible attachment allocates (alloc-MB/op) and how far it grows
-// the heap (peak-heap-MB/op, see peakHeapGrowth), through the []byte
+// the heap (peak-heap-MB/op, see heaptest.PeakGrowth), through the []byte
 // methods (PutBlob, Blob) and the streaming ones (PutBlobFrom, OpenBlob):
 // the store's share of serve's peak memory for a large attachment
 // (bench/README.md, "Memory").
@@ -86,7 +88,7 @@ func BenchmarkLargeBlob(b *testing.B) {
 				}
 				b.StartTimer()
 				var err error
-				peak = max(peak, peakHeapGrowth(func() {
+				peak = max(peak, heaptest.PeakGrowth(func() {
 					total += allocated(func() {
 						switch op {
 						case "PutBlob":
