@@ -21,7 +21,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -33,13 +32,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/bench/internal/benchproc"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -63,24 +61,14 @@ func main() {
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "largefile-")
+	tmp, cleanup, err := benchproc.Workdir("largefile", *keep)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		log.Printf("data dir and log kept in %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-	bin := *binFlag
-	if bin == "" {
-		bin = filepath.Join(tmp, "relay-git-sync")
-		log.Printf("building relay-git-sync …")
-		cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "./cmd/relay-git-sync")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("building (run from the module root, or pass -bin): %w", err)
-		}
+	defer cleanup()
+	bin, err := benchproc.Binary(*binFlag, tmp)
+	if err != nil {
+		return err
 	}
 	bare := filepath.Join(tmp, "remote.git")
 	if out, err := exec.Command("git", "init", "-q", "--bare", bare).CombinedOutput(); err != nil {
@@ -219,7 +207,7 @@ func startServe(ctx context.Context, bin, logPath string, env []string) (*exec.C
 	if err := cmd.Start(); err != nil {
 		return nil, "", err
 	}
-	addr, err := waitLogAddr(ctx, logPath)
+	addr, err := benchproc.WaitServing(ctx, logPath)
 	if err != nil {
 		stopServe(cmd)
 		return nil, "", err
@@ -245,24 +233,7 @@ func report(phase string, peak, baseline int64, a *anonPeak) {
 }
 
 // hwm returns the process's peak resident set size in bytes.
-func hwm(pid int) (int64, error) { return statusBytes(pid, "VmHWM:") }
-
-// statusBytes reads a kB field of /proc/PID/status, in bytes.
-func statusBytes(pid int, field string) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), field); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, fmt.Errorf("no %s in /proc/PID/status", field)
-}
+func hwm(pid int) (int64, error) { return benchproc.StatusField(pid, "VmHWM") }
 
 // anonPeak samples a process's RssAnon every 10 ms. VmHWM counts the file
 // pages Badger maps too (its value log is written through mmap, and the
@@ -275,7 +246,7 @@ type anonPeak struct {
 }
 
 func watchAnon(pid int) (*anonPeak, error) {
-	base, err := statusBytes(pid, "RssAnon:")
+	base, err := benchproc.StatusField(pid, "RssAnon")
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +261,7 @@ func watchAnon(pid int) (*anonPeak, error) {
 				return
 			case <-t.C:
 			}
-			if v, err := statusBytes(pid, "RssAnon:"); err == nil && v > a.max.Load() {
+			if v, err := benchproc.StatusField(pid, "RssAnon"); err == nil && v > a.max.Load() {
 				a.max.Store(v)
 			}
 		}
@@ -351,20 +322,4 @@ func readBlob(ctx context.Context, base, token string, id store.BlobID) ([32]byt
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	return sum, n, err
-}
-
-var servingLine = regexp.MustCompile(`msg=serving addr=(\S+)`)
-
-func waitLogAddr(ctx context.Context, path string) (string, error) {
-	for {
-		b, _ := os.ReadFile(path)
-		if m := servingLine.FindSubmatch(b); m != nil {
-			return string(m[1]), nil
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("serve did not start: %w\n%s", ctx.Err(), b)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }

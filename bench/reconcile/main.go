@@ -26,10 +26,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -38,11 +36,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/bench/internal/benchproc"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 )
 
@@ -67,24 +65,14 @@ func main() {
 func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	tmp, err := os.MkdirTemp("", "reconcile-")
+	tmp, cleanup, err := benchproc.Workdir("reconcile", *keep)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		log.Printf("data dir and logs kept in %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-	bin := *binFlag
-	if bin == "" {
-		bin = filepath.Join(tmp, "relay-git-sync")
-		log.Printf("building relay-git-sync …")
-		cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "./cmd/relay-git-sync")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("building (run from the module root, or pass -bin): %w", err)
-		}
+	defer cleanup()
+	bin, err := benchproc.Binary(*binFlag, tmp)
+	if err != nil {
+		return err
 	}
 
 	const relayKey = "bench-relay-key"
@@ -258,7 +246,7 @@ func sampleRSS(pid int) func() [2]int64 {
 		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if st, err := procStatus(pid); err == nil {
+			if st, err := benchproc.Status(pid); err == nil {
 				peak[0], peak[1] = max(peak[0], st["RssAnon"]), max(peak[1], st["RssFile"])
 			}
 			select {
@@ -296,11 +284,11 @@ func serveReconcile(ctx context.Context, bin string, env []string, logPath strin
 		b, _ := os.ReadFile(logPath)
 		if m := reconcileDone.FindSubmatch(b); m != nil {
 			wall := time.Since(start)
-			peak, err := hwm(cmd.Process.Pid)
+			peak, err := benchproc.StatusField(cmd.Process.Pid, "VmHWM")
 			if err != nil {
 				return err
 			}
-			cpu, err := cpuTime(cmd.Process.Pid)
+			cpu, err := benchproc.CPU(cmd.Process.Pid)
 			if err != nil {
 				return err
 			}
@@ -319,63 +307,6 @@ func serveReconcile(ctx context.Context, bin string, env []string, logPath strin
 }
 
 var reconcileDone = regexp.MustCompile(`msg="reconcile done".* documents=(\d+)`)
-
-// hwm returns the process's peak resident set size in bytes.
-func hwm(pid int) (int64, error) {
-	st, err := procStatus(pid)
-	if err != nil {
-		return 0, err
-	}
-	v, ok := st["VmHWM"]
-	if !ok {
-		return 0, errors.New("no VmHWM in /proc/PID/status")
-	}
-	return v, nil
-}
-
-// procStatus returns the sizes in /proc/PID/status (the "kB" fields), in
-// bytes.
-func procStatus(pid int) (map[string]int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	out := map[string]int64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, rest, ok := strings.Cut(sc.Text(), ":")
-		v, isKB := strings.CutSuffix(strings.TrimSpace(rest), " kB")
-		if !ok || !isKB {
-			continue
-		}
-		if kb, err := strconv.ParseInt(v, 10, 64); err == nil {
-			out[name] = kb << 10
-		}
-	}
-	return out, sc.Err()
-}
-
-// cpuTime returns the user and system time a running process has used
-// (fields 14 and 15 of /proc/PID/stat, in clock ticks of 1/100 s).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name, field 2, is in parentheses and may hold spaces.
-	i := bytes.LastIndexByte(b, ')')
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("short /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, err
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
 
 func loadavg() string {
 	b, err := os.ReadFile("/proc/loadavg")

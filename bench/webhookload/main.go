@@ -48,7 +48,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -59,6 +58,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/relay-git-sync/relay-git-sync/bench/internal/benchproc"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
 )
@@ -115,24 +115,14 @@ type target struct {
 }
 
 func run() error {
-	tmp, err := os.MkdirTemp("", "webhookload-")
+	tmp, cleanup, err := benchproc.Workdir("webhookload", *keep)
 	if err != nil {
 		return err
 	}
-	if *keep {
-		log.Printf("data dir and logs kept in %s", tmp)
-	} else {
-		defer os.RemoveAll(tmp)
-	}
-	bin := *binFlag
-	if bin == "" {
-		bin = filepath.Join(tmp, "relay-git-sync")
-		log.Printf("building relay-git-sync …")
-		cmd := exec.Command("go", "build", "-tags", "nomsgpack", "-o", bin, "./cmd/relay-git-sync")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("building (run from the module root, or pass -bin): %w", err)
-		}
+	defer cleanup()
+	bin, err := benchproc.Binary(*binFlag, tmp)
+	if err != nil {
+		return err
 	}
 
 	// The fake Relay Server and the followed folder.
@@ -209,9 +199,9 @@ func run() error {
 		}
 	}()
 	measureCPU := func(pid int, tg target, measure func(target) result) result {
-		before, cerr := procCPU(pid)
+		before, cerr := benchproc.CPU(pid)
 		r := measure(tg)
-		after, cerr2 := procCPU(pid)
+		after, cerr2 := benchproc.CPU(pid)
 		if cerr == nil && cerr2 == nil {
 			r.cpu = after - before
 		}
@@ -332,7 +322,9 @@ func startServe(bin, dataDir, connectors string, env []string) (*serveProc, erro
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	if p.addr, err = waitLogAddr(p.logPath, 30*time.Second); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if p.addr, err = benchproc.WaitServing(ctx, p.logPath); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("serve did not start (log %s): %w", p.logPath, err)
 	}
@@ -361,22 +353,6 @@ func randomSecret(whsec bool) string {
 		return "whsec_" + base64.StdEncoding.EncodeToString(b)
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-var servingLine = regexp.MustCompile(`msg=serving addr=(\S+)`)
-
-// waitLogAddr waits for serve's "serving addr=…" log line.
-func waitLogAddr(path string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(path)
-		if m := servingLine.FindSubmatch(b); m != nil {
-			return string(m[1]), nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	b, _ := os.ReadFile(path)
-	return "", fmt.Errorf("no 'serving' line after %s:\n%s", timeout, b)
 }
 
 func metric(url, series string) (float64, error) {
@@ -441,31 +417,6 @@ func (r result) lastErrString() string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
-
-// procCPU returns the user+system CPU time of process pid, all its threads,
-// from /proc/PID/stat (Linux; clock ticks of 10 ms).
-func procCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The command name (field 2) may hold spaces: count fields after its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
-	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	const clockTick = 10 * time.Millisecond // USER_HZ is 100 on Linux
-	return time.Duration(utime+stime) * clockTick, nil
-}
 
 func ratio(a, b time.Duration) float64 {
 	if b == 0 {
