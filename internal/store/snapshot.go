@@ -477,8 +477,11 @@ func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs [
 		if p.Commit == ([20]byte{}) {
 			return 0, fmt.Errorf("store: snapshot of %s: pushed commit without an id", fid)
 		}
-		if err := s.checkBlobs([]File{{Path: "(pack of the pushed commit)", Blob: p.Pack, Size: -1}}); err != nil {
+		switch has, err := s.HasBlob(p.Pack); {
+		case err != nil:
 			return 0, fmt.Errorf("store: snapshot of %s: %w", fid, err)
+		case !has:
+			return 0, fmt.Errorf("store: snapshot of %s: the pack of the pushed commit, blob %s, is not stored", fid, p.Pack)
 		}
 	}
 	rec := &snapRecord{
@@ -607,8 +610,7 @@ func (s *Store) commitWithDocs(fk folderKey, write func(*badger.Txn) error, docs
 	return s.db.Update(write)
 }
 
-// checkBlobs verifies that each file's blob is stored with the file's size
-// (any size when Size is negative).
+// checkBlobs verifies that each file's blob is stored with the file's size.
 func (s *Store) checkBlobs(files []File) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		for _, f := range files {
@@ -619,7 +621,7 @@ func (s *Store) checkBlobs(files []File) error {
 			if err != nil {
 				return fmt.Errorf("file %q: blob %s: %w", f.Path, f.Blob, err)
 			}
-			if f.Size >= 0 && r.size != uint64(f.Size) {
+			if r.size != uint64(f.Size) {
 				return fmt.Errorf("file %q: size %d, but blob %s has %d bytes", f.Path, f.Size, f.Blob, r.size)
 			}
 		}
