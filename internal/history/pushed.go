@@ -51,20 +51,13 @@ func (s *Synthesizer) pushedCommit(p *store.Pushed) (commit, tree plumbing.Hash,
 	if err != nil {
 		return commit, tree, fmt.Errorf("history: reading the pack of pushed commit %s: %w", commit, err)
 	}
-	objs, err := ParsePushPack(pack, commit)
+	objs, tree, err := ParsePushPack(pack, commit)
 	if err != nil {
 		return commit, tree, err
 	}
 	for _, o := range objs {
 		if _, err := s.write(o.Type, o.Data); err != nil {
 			return commit, tree, fmt.Errorf("history: pushed commit %s: %w", commit, err)
-		}
-		if o.ID == commit {
-			c := &object.Commit{}
-			if err := c.Decode(o.encoded()); err != nil {
-				return commit, tree, fmt.Errorf("history: pushed commit %s: %w", commit, err)
-			}
-			tree = c.TreeHash
 		}
 	}
 	if s.pushedTrees == nil {
@@ -81,35 +74,36 @@ type PackObject struct {
 	Data []byte
 }
 
-func (o PackObject) encoded() plumbing.EncodedObject {
-	m := &plumbing.MemoryObject{}
-	m.SetType(o.Type)
-	m.Write(o.Data)
-	return m
-}
-
 // ParsePushPack reads a push's pack (as `git pack-objects` writes it) and
-// checks that it holds commit. What the pack leaves out is reachable from
+// checks that it holds commit, whose tree it returns. What the pack leaves out is reachable from
 // the commit the push built on (an empty commit's tree, an old file
 // brought back), which every history that continues from it has.
 // Objects come back in the order trees and blobs before commits, so
 // storers that check connectivity as they go take them.
-func ParsePushPack(pack []byte, commit plumbing.Hash) ([]PackObject, error) {
+func ParsePushPack(pack []byte, commit plumbing.Hash) ([]PackObject, plumbing.Hash, error) {
 	st := memory.NewStorage()
 	if err := packfile.UpdateObjectStorage(st, bytes.NewReader(pack)); err != nil {
-		return nil, fmt.Errorf("history: the pack of pushed commit %s is unreadable: %w", commit, err)
+		return nil, plumbing.ZeroHash, fmt.Errorf("history: the pack of pushed commit %s is unreadable: %w", commit, err)
+	}
+	c, ok := st.Objects[commit]
+	if !ok || c.Type() != plumbing.CommitObject {
+		return nil, plumbing.ZeroHash, fmt.Errorf("history: the pack of pushed commit %s does not hold that commit", commit)
+	}
+	dec := &object.Commit{}
+	if err := dec.Decode(c); err != nil {
+		return nil, plumbing.ZeroHash, fmt.Errorf("history: pushed commit %s: %w", commit, err)
 	}
 	var out, commits []PackObject
 	for h, o := range st.Objects {
 		r, err := o.Reader()
 		if err != nil {
-			return nil, err
+			return nil, plumbing.ZeroHash, err
 		}
 		data := bytes.NewBuffer(make([]byte, 0, o.Size()))
 		_, err = data.ReadFrom(r)
 		r.Close()
 		if err != nil {
-			return nil, err
+			return nil, plumbing.ZeroHash, err
 		}
 		po := PackObject{ID: h, Type: o.Type(), Data: data.Bytes()}
 		if po.Type == plumbing.CommitObject {
@@ -118,15 +112,8 @@ func ParsePushPack(pack []byte, commit plumbing.Hash) ([]PackObject, error) {
 			out = append(out, po)
 		}
 	}
-	c, ok := st.Objects[commit]
-	if !ok || c.Type() != plumbing.CommitObject {
-		return nil, fmt.Errorf("history: the pack of pushed commit %s does not hold that commit", commit)
-	}
-	if err := (&object.Commit{}).Decode(c); err != nil {
-		return nil, fmt.Errorf("history: pushed commit %s: %w", commit, err)
-	}
 	byID := func(a, b PackObject) int { return bytes.Compare(a.ID[:], b.ID[:]) }
 	slices.SortFunc(out, byID)
 	slices.SortFunc(commits, byID)
-	return append(out, commits...), nil
+	return append(out, commits...), dec.TreeHash, nil
 }

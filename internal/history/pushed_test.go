@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -180,6 +181,7 @@ func TestPushedCommitElsewhere(t *testing.T) {
 
 func TestParsePushPackRefusesBadPacks(t *testing.T) {
 	fx := newPushFixture(t)
+	wantTree := mustTree(t, New(goldenConfig, memory.NewStorage()), fx.tree)
 	for name, tc := range map[string]struct {
 		pack   []byte
 		commit plumbing.Hash
@@ -191,10 +193,10 @@ func TestParsePushPackRefusesBadPacks(t *testing.T) {
 		"not a commit id":  {fx.pack, plumbing.Hash(fx.tree[0].Blob), "does not hold that commit"},
 		"the right commit": {fx.pack, fx.pushed, ""},
 	} {
-		objs, err := ParsePushPack(tc.pack, tc.commit)
+		objs, tree, err := ParsePushPack(tc.pack, tc.commit)
 		switch {
-		case tc.want == "" && (err != nil || len(objs) == 0 || objs[len(objs)-1].Type != plumbing.CommitObject):
-			t.Errorf("%s: %d objects, %v", name, len(objs), err)
+		case tc.want == "" && (err != nil || len(objs) == 0 || objs[len(objs)-1].Type != plumbing.CommitObject || tree != wantTree):
+			t.Errorf("%s: %d objects, tree %s (want %s), %v", name, len(objs), tree, wantTree, err)
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want an error saying %q", name, err, tc.want)
 		}

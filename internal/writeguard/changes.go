@@ -17,22 +17,22 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/writeback"
 )
 
-// Recorder records the snapshot a write of relay-git-sync comes back as:
-// Write is ingest's Syncer.Write (or serve's Scheduler.Write), PutBlob the
-// store's. A nil Recorder leaves the recording to the webhooks, as for any
-// edit.
-type Recorder interface {
+// Writer runs a write of relay-git-sync and records its snapshot:
+// ingest's Syncer, or serve's Scheduler.
+type Writer interface {
 	Write(ctx context.Context, f store.FolderID, write func(context.Context) (*ingest.Request, error)) (*ingest.Result, error)
+}
+
+// Recorder records the snapshot a write of relay-git-sync comes back as:
+// Write is a Writer's, PutBlob the store's. A nil Recorder leaves the
+// recording to the webhooks, as for any edit.
+type Recorder interface {
+	Writer
 	PutBlob(data []byte) (store.BlobID, error)
 }
 
-// Record returns a Recorder over a Syncer, or serve's Scheduler, and the
-// store it records into.
-func Record(w interface {
-	Write(ctx context.Context, f store.FolderID, write func(context.Context) (*ingest.Request, error)) (*ingest.Result, error)
-}, st *store.Store) Recorder {
-	return recorder{w, st}
-}
+// Record returns a Recorder over w and the store it records into.
+func Record(w Writer, st *store.Store) Recorder { return recorder{w, st} }
 
 // RecordInto returns a Recorder that syncs straight into the store of
 // src through fetcher (no serve holds a data dir a command opened), or
@@ -46,14 +46,8 @@ func RecordInto(src source.Source, fetcher ingest.Fetcher, log *slog.Logger) Rec
 }
 
 type recorder struct {
-	w interface {
-		Write(ctx context.Context, f store.FolderID, write func(context.Context) (*ingest.Request, error)) (*ingest.Result, error)
-	}
+	Writer
 	st *store.Store
-}
-
-func (r recorder) Write(ctx context.Context, f store.FolderID, write func(context.Context) (*ingest.Request, error)) (*ingest.Result, error) {
-	return r.w.Write(ctx, f, write)
 }
 
 func (r recorder) PutBlob(data []byte) (store.BlobID, error) {
@@ -159,7 +153,7 @@ func checkCommit(c *readapi.PushCommit) (*store.Pushed, error) {
 		}
 		p.Parent = parent
 	}
-	if _, err := history.ParsePushPack(c.Pack, plumbing.Hash(p.Commit)); err != nil {
+	if _, _, err := history.ParsePushPack(c.Pack, plumbing.Hash(p.Commit)); err != nil {
 		return nil, err
 	}
 	return p, nil
