@@ -353,6 +353,17 @@ func TestLockHolder(t *testing.T) {
 	fake := &exec.Cmd{Path: sh, Args: []string{"relay-git-sync", "-c", "sleep 30", "--relay-server-api-key", "s3cret", "--data-dir", "/x", "serve", "--port", "8001"}}
 	must(t, fake.Start())
 	t.Cleanup(func() { fake.Process.Kill(); fake.Wait() })
+	// Start returns once execve has begun; the new argv shows in
+	// /proc/PID/cmdline only after the kernel has set up the new stack.
+	for i := 0; ; i++ {
+		if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", fake.Process.Pid)); len(b) > 0 {
+			break
+		}
+		if i == 500 {
+			t.Fatal("the fake serve's command line never appeared in /proc")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	must(t, os.WriteFile(lock, []byte(strconv.Itoa(fake.Process.Pid)+"\n"), 0o644))
 	if got, want := lockHolder(root, db), fmt.Sprintf("`relay-git-sync serve` (pid %d)", fake.Process.Pid); got != want {
 		t.Errorf("holder = %q, want %q", got, want)
