@@ -202,7 +202,7 @@ func (s serverHeld) drop(f store.FolderID) (*readapi.HeldAction, error) {
 }
 func (serverHeld) pushes() string { return "now, by the server" }
 
-type storeHeld struct{ st *store.Store }
+type storeHeld struct{ st store.Backend }
 
 func (s storeHeld) list() ([]readapi.Held, error) {
 	holds, err := s.st.Holds()

@@ -12,7 +12,7 @@ import (
 
 // changes is the changes route's work, or nil (403) unless writes are on.
 // The scheduler records each push as the folder's next snapshot.
-func (c *ServeConfig) changes(p *pipeline, st *store.Store, sched *ingest.Scheduler) func(context.Context, store.FolderID, readapi.ChangesRequest) (*readapi.ChangesResult, error) {
+func (c *ServeConfig) changes(p *pipeline, st store.Backend, sched *ingest.Scheduler) func(context.Context, store.FolderID, readapi.ChangesRequest) (*readapi.ChangesResult, error) {
 	if !c.AllowWrites {
 		return nil
 	}

@@ -59,7 +59,7 @@ func (c Config) withDefaults() Config {
 // config recorded, the followed connectors, their mirrors and the syncer
 // that records snapshots from the Relay Server.
 type pipeline struct {
-	store   *store.Store
+	store   store.Backend
 	conns   []connectors.Connector
 	mirrors *mirror.Manager
 	syncer  *ingest.Syncer
@@ -122,7 +122,7 @@ func (p *pipeline) close() error {
 // SSH_PRIVATE_KEY (kept in memory), HTTPS tokens from the environment, and
 // the history config that the data dir records (so that pushed commits
 // carry the ids relay:: clones see).
-func newMirrors(c Config, st *store.Store, conns []connectors.Connector, hcfg history.Config) (*mirror.Manager, error) {
+func newMirrors(c Config, st store.Backend, conns []connectors.Connector, hcfg history.Config) (*mirror.Manager, error) {
 	key, keyErr := sshkey.FromEnv(c.Getenv)
 	if keyErr != nil && !errors.Is(keyErr, sshkey.ErrNotConfigured) {
 		c.Logger.Warn("SSH_PRIVATE_KEY is not usable; SSH connectors will fail", "err", keyErr)

@@ -10,7 +10,7 @@ import (
 // heldAdmin is what the server's held routes act on: the store's holds,
 // and a push of the folder once a hold is released or dropped.
 type heldAdmin struct {
-	st      *store.Store
+	st      store.Backend
 	mirrors *mirror.Manager
 }
 
@@ -34,7 +34,7 @@ func (h heldAdmin) DropHold(f store.FolderID) (*store.Hold, store.SeqRange, erro
 
 // logHold warns when snap is a mass deletion the store held, and reports
 // whether it was.
-func logHold(log *slog.Logger, st *store.Store, snap *store.Snapshot) bool {
+func logHold(log *slog.Logger, st store.Backend, snap *store.Snapshot) bool {
 	h, err := st.Held(snap.Folder)
 	if err != nil {
 		log.Error("reading the folder's hold", "folder", snap.Folder.String(), "err", err)
@@ -50,7 +50,7 @@ func logHold(log *slog.Logger, st *store.Store, snap *store.Snapshot) bool {
 }
 
 // warnHeld reminds at start of the folders still held.
-func warnHeld(log *slog.Logger, st *store.Store) {
+func warnHeld(log *slog.Logger, st store.Backend) {
 	list, err := st.Holds()
 	if err != nil {
 		log.Error("listing held folders", "err", err)

@@ -86,7 +86,7 @@ func parseAuthors(data []byte) (map[string]history.Identity, error) {
 
 // RecordHistoryConfig stores cfg as the data dir's history config, warning
 // when it replaces a different one (every commit id changes with it).
-func RecordHistoryConfig(st *store.Store, cfg history.Config, log *slog.Logger) error {
+func RecordHistoryConfig(st store.Backend, cfg history.Config, log *slog.Logger) error {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return err

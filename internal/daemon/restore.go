@@ -56,7 +56,7 @@ func (c *ServeConfig) writeToken() string {
 
 // restore is the restore route's work, or nil (403) unless writes are on.
 // The scheduler records each restore as the folder's next snapshot.
-func (c *ServeConfig) restore(p *pipeline, st *store.Store, sched *ingest.Scheduler) func(context.Context, store.FolderID, readapi.RestoreRequest) (*readapi.RestoreResult, error) {
+func (c *ServeConfig) restore(p *pipeline, st store.Backend, sched *ingest.Scheduler) func(context.Context, store.FolderID, readapi.RestoreRequest) (*readapi.RestoreResult, error) {
 	if !c.AllowWrites {
 		return nil
 	}

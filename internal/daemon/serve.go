@@ -260,7 +260,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 
 // eventSink makes webhook events durable, then hands them to the scheduler.
 type eventSink struct {
-	st    *store.Store
+	st    store.Backend
 	sched *ingest.Scheduler
 }
 

@@ -91,7 +91,7 @@ func Sync(ctx context.Context, cfg SyncConfig) error {
 }
 
 // syncTargets is the named folder, or every folder of relayID in the store.
-func syncTargets(st *store.Store, relayID, folderID string) ([]store.FolderID, error) {
+func syncTargets(st store.Backend, relayID, folderID string) ([]store.FolderID, error) {
 	if folderID != "" {
 		return []store.FolderID{{Relay: relayID, Folder: folderID}}, nil
 	}

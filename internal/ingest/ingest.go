@@ -30,7 +30,7 @@ type Fetcher interface {
 
 // Config configures a Syncer.
 type Config struct {
-	Store *store.Store
+	Store store.Backend
 	Relay Fetcher
 	// Concurrency bounds parallel fetches per folder; default 8.
 	Concurrency int

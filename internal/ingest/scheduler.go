@@ -11,7 +11,7 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
-// Queue is the durable event queue the scheduler drains; *store.Store is one.
+// Queue is the durable event queue the scheduler drains; a store.Backend is one.
 type Queue interface {
 	PendingEvents() ([]store.QueuedEvent, error)
 	AckEvents(keys []uint64) error
@@ -20,7 +20,7 @@ type Queue interface {
 // SchedulerConfig configures a Scheduler.
 type SchedulerConfig struct {
 	Syncer *Syncer
-	Store  *store.Store
+	Store  store.Backend
 	Queue  Queue
 	// Quiet is how long a folder must see no webhook before its snapshot
 	// is cut (the original's --commit-interval); MaxDelay bounds the wait

@@ -43,7 +43,7 @@ const gitPackThreshold = 2000
 
 // Config configures a Manager.
 type Config struct {
-	Store   *store.Store
+	Store   store.Backend
 	DataDir string // mirrors live in <DataDir>/mirrors, known_hosts in <DataDir>
 	// Connectors to push (duplicates of one target are pushed once).
 	Connectors []connectors.Connector

@@ -76,12 +76,12 @@ func isLockError(err error) bool {
 
 // FromStore returns a Source over a store this process already has open
 // (serve's own store, tests). Close does not close the store.
-func FromStore(st *store.Store) Source { return &storeSource{st: st, name: "the snapshot store"} }
+func FromStore(st store.Backend) Source { return &storeSource{st: st, name: "the snapshot store"} }
 
 // Store returns the store src reads when src is over a store (a data dir
 // this process opened, or FromStore), else nil: a command that writes into
 // Relay records its snapshot there.
-func Store(src Source) *store.Store {
+func Store(src Source) store.Backend {
 	if s, ok := src.(*storeSource); ok {
 		return s.st
 	}
@@ -91,7 +91,7 @@ func Store(src Source) *store.Store {
 var _ Source = (*storeSource)(nil)
 
 type storeSource struct {
-	st    *store.Store
+	st    store.Backend
 	owned bool
 	name  string // for messages: "data dir PATH"
 }

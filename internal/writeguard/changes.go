@@ -32,7 +32,7 @@ type Recorder interface {
 }
 
 // Record returns a Recorder over w and the store it records into.
-func Record(w Writer, st *store.Store) Recorder { return recorder{w, st} }
+func Record(w Writer, st store.Backend) Recorder { return recorder{w, st} }
 
 // RecordInto returns a Recorder that syncs straight into the store of
 // src through fetcher (no serve holds a data dir a command opened), or
@@ -47,7 +47,7 @@ func RecordInto(src source.Source, fetcher ingest.Fetcher, log *slog.Logger) Rec
 
 type recorder struct {
 	Writer
-	st *store.Store
+	st store.Backend
 }
 
 func (r recorder) PutBlob(data []byte) (store.BlobID, error) {
