@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"sort"
@@ -52,7 +53,22 @@ type SchedulerConfig struct {
 	// listed. The sweeps' slices are reported to OnSync as syncs.
 	OnReconcile func(err error)
 	Logger      *slog.Logger
+
+	// Owns, when set, says whether this process may sync folder f now:
+	// several serve instances share one store, and only the holder of
+	// f's lease syncs it (Owns takes a free lease). The due window of a
+	// folder another instance owns is dropped unacknowledged: that
+	// instance sees the same events and acknowledges them, and Rescan
+	// brings them back here if it dies first.
+	Owns func(ctx context.Context, f store.FolderID) bool
+	// Rescan, when positive, re-reads the queue this often and takes the
+	// events no window or sync of this process holds (those an instance
+	// that died left behind).
+	Rescan time.Duration
 }
+
+// ErrNotOwner is returned by Write for a folder another instance syncs.
+var ErrNotOwner = errors.New("another serve instance syncs this folder now: send the request to it, or retry once its lease moves")
 
 // Scheduler coalesces webhook events per folder into one sync after a
 // quiet period, acknowledges events once their change is in a snapshot,
@@ -70,9 +86,12 @@ type Scheduler struct {
 	// (documents stored at start, or a sync succeeded in this run).
 	known   map[store.FolderID]bool
 	unacked int
-	// drop are keys of events for documents of no followed folder, acked
-	// in one batch per tick rather than one synced write per event.
-	drop []uint64
+	// queued are the keys of the events in a window or a running sync,
+	// so an event seen twice (Notify and Rescan) is taken once.
+	queued map[uint64]bool
+	// drop are events for documents of no followed folder, acked in one
+	// batch per tick rather than one synced write per event.
+	drop []store.QueuedEvent
 	// sweeps are the reconciles under way, by folder.
 	sweeps map[store.FolderID]*sweep
 	pace   *pacer
@@ -129,7 +148,7 @@ func NewScheduler(cfg SchedulerConfig) *Scheduler {
 	return &Scheduler{
 		cfg: cfg, log: log, notify: make(chan store.QueuedEvent, 1024),
 		pending: map[store.FolderID]*window{}, running: map[store.FolderID]bool{}, owner: map[string]store.FolderID{},
-		known: map[store.FolderID]bool{}, sweeps: map[store.FolderID]*sweep{},
+		known: map[store.FolderID]bool{}, sweeps: map[store.FolderID]*sweep{}, queued: map[uint64]bool{},
 		pace: newPacer(cfg.ReconcileRate),
 	}
 }
@@ -161,11 +180,16 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	sem := make(chan struct{}, s.cfg.Workers)
 	tick := time.NewTicker(tickInterval(s.cfg.Quiet))
 	defer tick.Stop()
-	var reconcile <-chan time.Time
+	var reconcile, rescan <-chan time.Time
 	if s.cfg.Reconcile > 0 {
 		t := time.NewTicker(s.cfg.Reconcile)
 		defer t.Stop()
 		reconcile = t.C
+	}
+	if s.cfg.Rescan > 0 {
+		t := time.NewTicker(s.cfg.Rescan)
+		defer t.Stop()
+		rescan = t.C
 	}
 	for {
 		select {
@@ -177,6 +201,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.mu.Unlock()
 		case now := <-reconcile:
 			s.reconcileAll(now)
+		case now := <-rescan:
+			s.rescan(now)
 		case now := <-tick.C:
 			s.ackDropped()
 			s.dispatch(ctx, now, &wg, sem)
@@ -193,6 +219,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGroup, sem chan struct{}) {
 	waiting := false
 	for _, f := range s.due(now) {
+		if s.disown(ctx, f) {
+			continue
+		}
 		if s.yieldSlice(f) {
 			waiting = true
 			continue
@@ -216,6 +245,9 @@ func (s *Scheduler) dispatch(ctx context.Context, now time.Time, wg *sync.WaitGr
 		return
 	}
 	for _, f := range s.sweepsDue(now) {
+		if s.disown(ctx, f) {
+			continue
+		}
 		select {
 		case sem <- struct{}{}:
 		default:
@@ -244,6 +276,10 @@ func tickInterval(quiet time.Duration) time.Duration {
 // document also changes its folder's document, and reconcile catches
 // anything else.
 func (s *Scheduler) addLocked(ev store.QueuedEvent, now time.Time) {
+	if s.queued[ev.Key] {
+		return
+	}
+	s.queued[ev.Key] = true
 	if f, ok := s.owner[ev.Doc]; ok {
 		s.addToLocked(f, ev, now)
 		return
@@ -256,7 +292,7 @@ func (s *Scheduler) addLocked(ev store.QueuedEvent, now time.Time) {
 	}
 	if len(targets) == 0 {
 		s.log.Debug("webhook for a document of no known folder", "relay", ev.Relay, "doc", ev.Doc)
-		s.drop = append(s.drop, ev.Key)
+		s.drop = append(s.drop, ev)
 		return
 	}
 	for _, f := range targets {
@@ -264,11 +300,34 @@ func (s *Scheduler) addLocked(ev store.QueuedEvent, now time.Time) {
 	}
 }
 
-// ackDropped acknowledges the events addLocked set aside.
+// ackDropped acknowledges the events addLocked set aside. With several
+// instances, this one's index may only be behind (the document is new,
+// and another instance recorded it): the index is read again from the
+// store first, and what it now places is kept.
 func (s *Scheduler) ackDropped() {
 	s.mu.Lock()
-	keys := s.drop
+	evs := s.drop
 	s.drop = nil
+	s.mu.Unlock()
+	if len(evs) == 0 {
+		return
+	}
+	if s.cfg.Owns != nil {
+		if err := s.refreshOwners(); err != nil {
+			s.log.Error("reading the document index", "err", err)
+		}
+	}
+	now := time.Now()
+	var keys []uint64
+	s.mu.Lock()
+	for _, ev := range evs {
+		if f, ok := s.owner[ev.Doc]; ok && s.cfg.Owns != nil {
+			s.addToLocked(f, ev, now)
+			continue
+		}
+		delete(s.queued, ev.Key)
+		keys = append(keys, ev.Key)
+	}
 	s.mu.Unlock()
 	if len(keys) == 0 {
 		return
@@ -276,6 +335,41 @@ func (s *Scheduler) ackDropped() {
 	if err := s.cfg.Queue.AckEvents(keys); err != nil {
 		s.log.Error("acknowledging events of unknown documents", "err", err)
 	}
+}
+
+// rescan takes the queued events no window or sync of this process
+// holds: those of an instance that died before acknowledging them.
+func (s *Scheduler) rescan(now time.Time) {
+	evs, err := s.cfg.Queue.PendingEvents()
+	if err != nil {
+		s.log.Error("re-reading the event queue", "err", err)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range evs {
+		s.addLocked(ev, now)
+	}
+}
+
+// disown drops folder f's due window, which another instance owns, and
+// reports whether it did. Its events stay queued for that instance.
+func (s *Scheduler) disown(ctx context.Context, f store.FolderID) bool {
+	if s.cfg.Owns == nil || s.cfg.Owns(ctx, f) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.pending[f]; w != nil {
+		for _, k := range w.keys {
+			delete(s.queued, k)
+		}
+		s.unacked -= len(w.keys)
+		delete(s.pending, f)
+		s.reportDepthLocked()
+	}
+	delete(s.sweeps, f)
+	return true
 }
 
 func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time.Time) {
@@ -488,6 +582,9 @@ func (s *Scheduler) sliceDocs() int {
 // Write runs a write of relay-git-sync itself into folder f and records
 // its snapshot (see Syncer.Write), which is then reported as any other.
 func (s *Scheduler) Write(ctx context.Context, f store.FolderID, write func(context.Context) (*Request, error)) (*Result, error) {
+	if s.cfg.Owns != nil && !s.cfg.Owns(ctx, f) {
+		return nil, ErrNotOwner
+	}
 	start := time.Now()
 	res, err := s.cfg.Syncer.Write(ctx, f, write)
 	if res != nil {
@@ -640,6 +737,9 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 			s.log.Error("acknowledging events", "folder", f.String(), "err", err)
 		}
 		s.mu.Lock()
+		for _, k := range ack {
+			delete(s.queued, k)
+		}
 		s.unacked -= len(ack)
 		s.reportDepthLocked()
 		s.mu.Unlock()

@@ -72,6 +72,11 @@ type Config struct {
 	OnResult func(Result)
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Owns, when set, says whether this process may push folder f now
+	// (several serve instances on one shared store: only the holder of
+	// f's lease pushes). A folder it does not own is skipped until the
+	// next Notify; the new holder is notified when it takes the lease.
+	Owns func(f store.FolderID) bool
 }
 
 // Manager pushes the snapshots of followed folders to their connectors.
@@ -296,6 +301,9 @@ func (k *connector) loop(ctx context.Context) {
 			continue
 		}
 		pending = false
+		if m.cfg.Owns != nil && !m.cfg.Owns(k.folder) {
+			continue
+		}
 		res, failures := k.attempt(ctx, true)
 		if ctx.Err() != nil {
 			return
