@@ -56,7 +56,9 @@ func (s *Store) SetHistoryConfig(cfg []byte) error {
 		return fmt.Errorf("store: history config of %d bytes is over the %d-byte limit", len(cfg), maxSetting)
 	}
 	err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(historyConfigKey(), append([]byte{settingV1}, cfg...))
+		// setValue: over Badger's value limit (64 KiB in memory) the
+		// config is split in parts, as HistoryConfig's getValue expects.
+		return s.setValue(txn, historyConfigKey(), append([]byte{settingV1}, cfg...))
 	})
 	if err != nil {
 		return fmt.Errorf("store: recording history config: %w", err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 )
@@ -39,5 +40,18 @@ func TestHistoryConfigSetting(t *testing.T) {
 	}
 	if err := s.SetHistoryConfig(make([]byte, maxSetting+1)); err == nil {
 		t.Fatal("an oversized config was accepted")
+	}
+}
+
+// A config of up to 1 MiB is taken by an in-memory store too, whose
+// values are limited to 64 KiB (a one-shot reader's replica holds one).
+func TestHistoryConfigLargeInMemory(t *testing.T) {
+	s := openMem(t)
+	cfg := bytes.Repeat([]byte("x"), maxSetting)
+	if err := s.SetHistoryConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.HistoryConfig(); err != nil || !bytes.Equal(got, cfg) {
+		t.Fatalf("HistoryConfig = %d bytes, %v; want %d", len(got), err, len(cfg))
 	}
 }
