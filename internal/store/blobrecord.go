@@ -87,3 +87,29 @@ func (s *Store) PutBlobRecord(id BlobID, rec []byte) error {
 	}
 	return nil
 }
+
+// BlobRecordBase returns the base a record is a delta against (zero for a
+// whole blob), so a receiver can fetch the base first.
+func BlobRecordBase(rec []byte) (BlobID, error) {
+	r, err := parseBlobRec(rec)
+	if err != nil {
+		return BlobID{}, fmt.Errorf("store: blob record: %w", err)
+	}
+	return r.base, nil
+}
+
+// ValidateSnapshot checks what AddSnapshot checks of a snapshot before it
+// touches the store (paths, kinds, changes, time), so a backend that
+// publishes a snapshot elsewhere first can refuse it first.
+func ValidateSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs []string) error {
+	if snap == nil {
+		return errors.New("store: nil snapshot")
+	}
+	if _, err := snap.Folder.key(); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	if err := validateSnapshot(snap, docs, dropDocs); err != nil {
+		return fmt.Errorf("store: snapshot of %s: %w", snap.Folder, err)
+	}
+	return nil
+}

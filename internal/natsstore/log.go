@@ -1,0 +1,491 @@
+package natsstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+)
+
+// ErrConflict means another instance wrote the folder since this replica
+// last saw it: its lease moved. The write was not made; the folder's new
+// holder carries on.
+var ErrConflict = errors.New("natsstore: another instance wrote this folder meanwhile (its lease moved)")
+
+// Kinds of write in the log.
+const (
+	opFolder byte = iota + 1
+	opSnapshot
+	opDocStates
+	opPush
+	opRelease
+	opDrop
+	opConfig
+)
+
+// op is one write, as published (gob, then zstd). A snapshot carries
+// its tree as a delta against the folder's previous snapshot, as the
+// Badger records do, so a one-file edit of a 20,000-file folder is small.
+type op struct {
+	Kind   byte
+	Folder store.FolderID
+	Seq    uint64 // opSnapshot: the sequence it gets (a replica checks)
+
+	Time    time.Time
+	Users   []string
+	Changes []store.Change
+	Origin  store.Origin
+	Put     []store.File // files added or changed
+	Del     []string     // paths removed
+
+	Docs map[string]store.DocState
+	Drop []string
+
+	Conn  string
+	Push  *store.PushState
+	Owned []string
+
+	Config []byte
+}
+
+// Large ops (the first snapshot of a big folder) go to the object store
+// and the log carries their name: NATS messages are at most 1 MB.
+const (
+	maxInlineOp = 512 << 10
+	hdrOpObject = "Rgs-Op-Object"
+)
+
+var (
+	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
+	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+)
+
+func encodeOp(o *op) ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(o); err != nil {
+		return nil, err
+	}
+	return zenc.EncodeAll(b.Bytes(), nil), nil
+}
+
+func decodeOp(data []byte) (*op, error) {
+	raw, err := zdec.DecodeAll(data, nil)
+	if err != nil {
+		return nil, err
+	}
+	o := &op{}
+	if err := gob.NewDecoder(bytes.NewReader(raw)).Decode(o); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// subject is folder f's subject in RGS_LOG.
+func subject(f store.FolderID) string {
+	return "rgs.log." + f.Relay + "." + f.Folder
+}
+
+func (s *Store) subjLock(subj string) *sync.Mutex {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.subj[subj]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.subj[subj] = m
+	}
+	return m
+}
+
+// follow starts applying RGS_LOG from its start, in order, to the replica.
+func (s *Store) follow(ctx context.Context) error {
+	cons, err := s.js.OrderedConsumer(ctx, logStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return fmt.Errorf("natsstore: following %s: %w", logStream, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("natsstore: following %s: %w", logStream, err)
+	}
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopFollow = func() { cancel(); it.Stop() }
+	s.followDone = make(chan struct{})
+	go func() {
+		defer close(s.followDone)
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				if fctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					s.log.Error("following the store log stopped", "err", err)
+				}
+				return
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				s.log.Error("store log message without metadata", "err", err)
+				continue
+			}
+			// A write that cannot be applied now (its blobs are
+			// unreachable) is retried: skipping it would leave this
+			// replica behind the others for good.
+			for attempt := 0; ; attempt++ {
+				err := s.applyMsg(fctx, msg.Subject(), md.Sequence.Stream, msg.Headers(), msg.Data())
+				if err == nil || fctx.Err() != nil {
+					break
+				}
+				s.log.Error("applying a store write to the local replica; retrying", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+				select {
+				case <-fctx.Done():
+				case <-time.After(min(time.Second<<min(attempt, 5), 30*time.Second)):
+				}
+			}
+			s.advance(md.Sequence.Stream)
+		}
+	}()
+	return nil
+}
+
+// advance records that the follower applied everything up to seq.
+func (s *Store) advance(seq uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if seq > s.pos {
+		s.pos = seq
+		close(s.moved)
+		s.moved = make(chan struct{})
+	}
+}
+
+// waitPos waits until the follower has applied stream sequence seq.
+func (s *Store) waitPos(ctx context.Context, seq uint64) error {
+	for {
+		s.mu.Lock()
+		pos, moved := s.pos, s.moved
+		s.mu.Unlock()
+		if pos >= seq {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("natsstore: catching up with the store log (at %d of %d): %w", pos, seq, ctx.Err())
+		}
+	}
+}
+
+// Sync waits until the replica has every write the log had when Sync was
+// called.
+func (s *Store) Sync(ctx context.Context) error {
+	info, err := s.logs.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natsstore: reading the store log: %w", err)
+	}
+	return s.waitPos(ctx, info.State.LastSeq)
+}
+
+// CatchUp waits until the replica has every write of folder f the log
+// has: a new lease holder calls it before its first write.
+func (s *Store) CatchUp(ctx context.Context, f store.FolderID) error {
+	m, err := s.logs.GetLastMsgForSubject(ctx, subject(f))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("natsstore: reading folder %s's log: %w", f, err)
+	}
+	return s.waitPos(ctx, m.Sequence)
+}
+
+// applyMsg applies one log message (from the follower, or a write of this
+// instance once published); a message applied before is skipped.
+func (s *Store) applyMsg(ctx context.Context, subj string, seq uint64, hdr nats.Header, data []byte) error {
+	lk := s.subjLock(subj)
+	lk.Lock()
+	defer lk.Unlock()
+	s.mu.Lock()
+	done := s.applied[subj] >= seq
+	s.mu.Unlock()
+	if done {
+		return nil
+	}
+	if name := hdr.Get(hdrOpObject); name != "" {
+		var err error
+		if data, err = s.blobs.GetBytes(ctx, name); err != nil {
+			return fmt.Errorf("reading write %d from object %s: %w", seq, name, err)
+		}
+	}
+	o, err := decodeOp(data)
+	if err != nil {
+		return fmt.Errorf("decoding write %d of %s: %w", seq, subj, err)
+	}
+	if err := s.apply(ctx, o); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.applied[subj] = seq
+	s.mu.Unlock()
+	return nil
+}
+
+// apply makes write o in the replica.
+func (s *Store) apply(ctx context.Context, o *op) error {
+	switch o.Kind {
+	case opFolder:
+		return s.Store.AddFolder(o.Folder)
+	case opSnapshot:
+		files, err := s.treeAfter(o)
+		if err != nil {
+			return err
+		}
+		if err := s.fetchBlobs(ctx, o); err != nil {
+			return err
+		}
+		snap := &store.Snapshot{Folder: o.Folder, Time: o.Time, Users: o.Users, Changes: o.Changes, Origin: o.Origin, Files: files}
+		seq, err := s.Store.AddSnapshot(snap, o.Docs, o.Drop)
+		if err != nil {
+			return err
+		}
+		if seq != o.Seq {
+			return fmt.Errorf("snapshot of %s became %d in this replica, %d in the log: the replica is damaged (restart to rebuild it)", o.Folder, seq, o.Seq)
+		}
+		return nil
+	case opDocStates:
+		return s.Store.PutDocStates(o.Folder, o.Docs, o.Drop)
+	case opPush:
+		return s.Store.SetPushState(o.Folder, o.Conn, o.Push, o.Owned)
+	case opRelease:
+		_, err := s.Store.ReleaseHold(o.Folder)
+		return err
+	case opDrop:
+		_, _, err := s.Store.DropHold(o.Folder)
+		return err
+	case opConfig:
+		return s.Store.SetHistoryConfig(o.Config)
+	}
+	return fmt.Errorf("unknown write kind %d (written by a newer relay-git-sync?)", o.Kind)
+}
+
+// treeAfter is the tree snapshot op o leaves: the replica's latest tree
+// of the folder with o's delta applied.
+func (s *Store) treeAfter(o *op) ([]store.File, error) {
+	var files []store.File
+	prev, err := s.Store.Latest(o.Folder)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		files = prev.Files
+	}
+	del := map[string]bool{}
+	for _, p := range o.Del {
+		del[p] = true
+	}
+	for _, f := range o.Put {
+		del[f.Path] = true
+	}
+	out := make([]store.File, 0, len(files)+len(o.Put))
+	for _, f := range files {
+		if !del[f.Path] {
+			out = append(out, f)
+		}
+	}
+	out = append(out, o.Put...)
+	slices.SortFunc(out, func(a, b store.File) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
+}
+
+// treeDelta is what o must carry for the tree to go from prev to next.
+func treeDelta(prev, next []store.File) (put []store.File, del []string) {
+	old := make(map[string]store.File, len(prev))
+	for _, f := range prev {
+		old[f.Path] = f
+	}
+	for _, f := range next {
+		if o, ok := old[f.Path]; !ok || o != f {
+			put = append(put, f)
+		}
+		delete(old, f.Path)
+	}
+	for p := range old {
+		del = append(del, p)
+	}
+	slices.Sort(del)
+	return put, del
+}
+
+// write publishes o on subj, expecting the replica's last write of subj
+// to be the log's last (else ErrConflict), then applies it. check runs
+// first, under the subject's lock, to refuse what the replica would.
+func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+	defer cancel()
+	lk := s.subjLock(subj)
+	lk.Lock()
+	if check != nil {
+		if err := check(); err != nil {
+			lk.Unlock()
+			return 0, err
+		}
+	}
+	data, err := encodeOp(o)
+	if err != nil {
+		lk.Unlock()
+		return 0, fmt.Errorf("natsstore: encoding a write: %w", err)
+	}
+	hdr := nats.Header{}
+	if len(data) > s.maxInline {
+		name := fmt.Sprintf("op.%s.%s", strings.TrimPrefix(subj, "rgs.log."), nats.NewInbox()[len(nats.InboxPrefix):])
+		if _, err := s.blobs.PutBytes(ctx, name, data); err != nil {
+			lk.Unlock()
+			return 0, fmt.Errorf("natsstore: storing a large write: %w", err)
+		}
+		hdr.Set(hdrOpObject, name)
+		data = nil
+	}
+	s.mu.Lock()
+	last := s.applied[subj]
+	s.mu.Unlock()
+	msg := &nats.Msg{Subject: subj, Header: hdr, Data: data}
+	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
+	lk.Unlock() // applyMsg takes it again; the follower may apply it first
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return 0, ErrConflict
+		}
+		return 0, fmt.Errorf("natsstore: publishing a write of %s: %w", strings.TrimPrefix(subj, "rgs.log."), err)
+	}
+	if err := s.applyMsg(ctx, subj, ack.Sequence, hdr, msgData(msg, data)); err != nil {
+		return ack.Sequence, fmt.Errorf("natsstore: the write is in the cluster but this replica could not apply it (restart to rebuild it): %w", err)
+	}
+	return ack.Sequence, nil
+}
+
+// msgData is what applyMsg reads for msg: its data, or (for a large write
+// stored as an object) nothing, since applyMsg then reads the object.
+func msgData(msg *nats.Msg, data []byte) []byte {
+	if msg.Header.Get(hdrOpObject) != "" {
+		return nil
+	}
+	return data
+}
+
+// AddFolder follows folder f (idempotent: nothing is published for a
+// folder the replica knows).
+func (s *Store) AddFolder(f store.FolderID) error {
+	if _, err := store.ParseFolderID(f.String()); err != nil {
+		return fmt.Errorf("natsstore: folder %q: %w", f, err)
+	}
+	known, err := s.Store.Folders()
+	if err != nil {
+		return err
+	}
+	if slices.Contains(known, f) {
+		return nil
+	}
+	_, err = s.write(subject(f), &op{Kind: opFolder, Folder: f}, nil)
+	if errors.Is(err, ErrConflict) { // another instance added it first
+		return s.CatchUp(context.Background(), f)
+	}
+	return err
+}
+
+// AddSnapshot records snap as folder snap.Folder's next snapshot.
+func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState, dropDocs []string) (uint64, error) {
+	if err := store.ValidateSnapshot(snap, docs, dropDocs); err != nil {
+		return 0, err
+	}
+	f := snap.Folder
+	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs}
+	check := func() error {
+		var prev []store.File
+		head, _, err := s.Store.Head(f)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if head > 0 {
+			p, err := s.Store.Latest(f)
+			if err != nil {
+				return err
+			}
+			prev = p.Files
+		}
+		o.Seq = head + 1
+		o.Put, o.Del = treeDelta(prev, snap.Files)
+		return s.uploadBlobs(f, o)
+	}
+	if _, err := s.write(subject(f), o, check); err != nil {
+		return 0, err
+	}
+	snap.Seq = o.Seq
+	return o.Seq, nil
+}
+
+// PutDocStates updates folder f's doc states without a snapshot.
+func (s *Store) PutDocStates(f store.FolderID, docs map[string]store.DocState, dropDocs []string) error {
+	_, err := s.write(subject(f), &op{Kind: opDocStates, Folder: f, Docs: docs, Drop: dropDocs}, nil)
+	return err
+}
+
+// SetPushState records a connector's push state of folder f.
+func (s *Store) SetPushState(f store.FolderID, conn string, ps *store.PushState, owned []string) error {
+	_, err := s.write(subject(f), &op{Kind: opPush, Folder: f, Conn: conn, Push: ps, Owned: owned}, nil)
+	return err
+}
+
+// ReleaseHold lets folder f's held snapshots be pushed.
+func (s *Store) ReleaseHold(f store.FolderID) (*store.Hold, error) {
+	var h *store.Hold
+	_, err := s.write(subject(f), &op{Kind: opRelease, Folder: f}, func() (err error) {
+		h, err = s.Store.Held(f)
+		if err == nil && h == nil {
+			err = fmt.Errorf("natsstore: folder %s has no held snapshots: %w", f, store.ErrNotFound)
+		}
+		return err
+	})
+	return h, err
+}
+
+// DropHold drops folder f's held snapshots from the history.
+func (s *Store) DropHold(f store.FolderID) (*store.Hold, store.SeqRange, error) {
+	var h *store.Hold
+	_, err := s.write(subject(f), &op{Kind: opDrop, Folder: f}, func() (err error) {
+		h, err = s.Store.Held(f)
+		if err == nil && h == nil {
+			err = fmt.Errorf("natsstore: folder %s has no held snapshots: %w", f, store.ErrNotFound)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, store.SeqRange{}, err
+	}
+	dropped, err := s.Store.Dropped(f)
+	if err != nil || len(dropped) == 0 {
+		return h, store.SeqRange{}, err
+	}
+	return h, dropped[len(dropped)-1], nil
+}
+
+// SetHistoryConfig records the history settings every instance uses.
+func (s *Store) SetHistoryConfig(cfg []byte) error {
+	cur, err := s.Store.HistoryConfig()
+	if err == nil && bytes.Equal(cur, cfg) {
+		return nil
+	}
+	_, err = s.write(settingsSubj, &op{Kind: opConfig, Config: cfg}, nil)
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("natsstore: another instance changed the history settings at the same time: %w", err)
+	}
+	return err
+}

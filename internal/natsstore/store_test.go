@@ -1,0 +1,191 @@
+package natsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+)
+
+var testFolder = store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "22222222-2222-4222-8222-222222222222"}
+
+// open opens a backend on url with a connection of its own; Close is
+// registered.
+func open(t *testing.T, url string, o Options) *Store {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := Open(ctx, nc, o)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); nc.Close() })
+	return s
+}
+
+// snap records a snapshot of testFolder on s whose tree is files
+// (path -> content), storing the contents first.
+func snap(t *testing.T, s store.Backend, at time.Time, files map[string]string) uint64 {
+	t.Helper()
+	sn := &store.Snapshot{Folder: testFolder, Time: at, Users: []string{"u"}}
+	for p, c := range files {
+		id, err := s.PutBlob([]byte(c), store.BlobID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sn.Files = append(sn.Files, store.File{Path: p, Blob: id, Size: int64(len(c)), DocID: "doc-" + p, Kind: "markdown"})
+		sn.Changes = append(sn.Changes, store.Change{Kind: store.ChangeModified, Path: p, DocID: "doc-" + p})
+	}
+	sortFiles(sn.Files)
+	seq, err := s.AddSnapshot(sn, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+func sortFiles(fs []store.File) {
+	for i := 1; i < len(fs); i++ {
+		for j := i; j > 0 && fs[j].Path < fs[j-1].Path; j-- {
+			fs[j], fs[j-1] = fs[j-1], fs[j]
+		}
+	}
+}
+
+// Two instances on one server: what one writes, the other's replica
+// applies (blobs fetched, trees rebuilt from deltas), and the other can
+// then write on; a third opened later replays the whole log.
+func TestReplicasFollow(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	b := open(t, url, Options{Dir: t.TempDir() + "/replica"})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 8, time.UTC)
+	if err := a.AddFolder(testFolder); err != nil {
+		t.Fatal(err)
+	}
+	snap(t, a, t0, map[string]string{"a.md": "one", "b.md": "two"})
+	snap(t, a, t0.Add(time.Second), map[string]string{"a.md": "one", "c.md": strings.Repeat("three ", 1000)})
+	ctx := context.Background()
+	if err := b.CatchUp(ctx, testFolder); err != nil {
+		t.Fatal(err)
+	}
+	if seq := snap(t, b, t0.Add(2*time.Second), map[string]string{"c.md": "changed by b"}); seq != 3 {
+		t.Fatalf("b's snapshot is %d, want 3", seq)
+	}
+	if err := a.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, url, Options{})
+	for _, s := range []*Store{a, b, c} {
+		if err := s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := a.Snapshots(testFolder, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 3 {
+		t.Fatalf("a has %d snapshots, want 3", len(want))
+	}
+	for name, s := range map[string]*Store{"b": b, "c (replayed)": c} {
+		got, err := s.Snapshots(testFolder, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s's snapshots differ:\n%+v\n%+v", name, got, want)
+		}
+		for seq := uint64(1); seq <= 3; seq++ {
+			sa, _ := a.Snapshot(testFolder, seq)
+			sb, err := s.Snapshot(testFolder, seq)
+			if err != nil || !reflect.DeepEqual(sa.Files, sb.Files) {
+				t.Errorf("%s: snapshot %d: %v", name, seq, err)
+			}
+			for _, f := range sb.Files {
+				if data, err := s.Blob(f.Blob); err != nil || store.BlobIDOf(data) != f.Blob {
+					t.Errorf("%s: blob of %s: %v", name, f.Path, err)
+				}
+			}
+		}
+	}
+}
+
+// A writer whose replica missed another's write of the folder is refused
+// (the log's expected last sequence), and writes nothing.
+func TestStaleWriterRefused(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	b := open(t, url, Options{})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	snap(t, a, t0, map[string]string{"a.md": "one"})
+	if err := b.CatchUp(context.Background(), testFolder); err != nil {
+		t.Fatal(err)
+	}
+	// b stops seeing the folder: as if it had stalled before a's write.
+	b.mu.Lock()
+	b.applied[subject(testFolder)] = 0
+	b.mu.Unlock()
+	id, _ := b.PutBlob([]byte("late"), store.BlobID{})
+	_, err := b.AddSnapshot(&store.Snapshot{Folder: testFolder, Time: t0.Add(time.Second),
+		Files: []store.File{{Path: "x.md", Blob: id, Size: 4, DocID: "x", Kind: "markdown"}}}, nil, nil)
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale write: %v, want ErrConflict", err)
+	}
+	if err := a.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if head, _, _ := a.Head(testFolder); head != 1 {
+		t.Fatalf("head after a refused write = %d, want 1", head)
+	}
+}
+
+// A first snapshot of a big folder is over NATS's message size: it goes
+// through the object store, and replicas read it from there.
+func TestLargeWrite(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	a.maxInline = 4 << 10
+	files := map[string]string{}
+	for i := range 2000 {
+		files[fmt.Sprintf("dir%03d/note-%05d-with-a-longer-name.md", i%100, i)] = fmt.Sprintf("note %d", i)
+	}
+	snap(t, a, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), files)
+	if objs, err := a.blobs.List(context.Background()); err != nil || len(objs) != 1 || !strings.HasPrefix(objs[0].Name, "op.") {
+		t.Fatalf("the write did not go through the object store: %v %v", objs, err)
+	}
+	b := open(t, url, Options{})
+	l, err := b.Latest(testFolder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Files) != len(files) {
+		t.Fatalf("replayed snapshot has %d files, want %d", len(l.Files), len(files))
+	}
+}
+
+// Readers refuse a cluster that holds no store rather than making one.
+func TestExistingRefusesEmpty(t *testing.T) {
+	url := natstest.Start(t).URL()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := Open(context.Background(), nc, Options{Existing: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("Open(Existing) on an empty cluster: %v", err)
+	}
+}
