@@ -1,0 +1,241 @@
+package natsstore
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+)
+
+// dialJS connects to url as a separate client, as another instance would.
+func dialJS(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func openQueue(t *testing.T, js jetstream.JetStream, replicas int) *Queue {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	q, err := OpenQueue(ctx, js, replicas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// event is a distinct event; its times are in a zone other than UTC and
+// have nanoseconds, which the queue must keep.
+func event(id, doc string) store.QueuedEvent {
+	zone := time.FixedZone("X", 5*3600)
+	return store.QueuedEvent{
+		ID: id, Relay: "11111111-1111-1111-1111-111111111111", Doc: doc, User: "u-" + doc,
+		Time:     time.Date(2026, 12, 2, 10, 0, 0, 123456789, zone),
+		Received: time.Date(2026, 12, 2, 10, 0, 1, 987654321, zone),
+	}
+}
+
+func enqueue(t *testing.T, q *Queue, ev store.QueuedEvent) (store.QueuedEvent, bool) {
+	t.Helper()
+	got, dup, err := q.Enqueue(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Time.Equal(ev.Time) || !got.Received.Equal(ev.Received) || got.Time.Location() != time.UTC {
+		t.Fatalf("Enqueue returned times %v %v for %v %v, want the same instants in UTC", got.Time, got.Received, ev.Time, ev.Received)
+	}
+	return got, dup
+}
+
+func pending(t *testing.T, q *Queue) []store.QueuedEvent {
+	t.Helper()
+	evs, err := q.PendingEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func wantEvents(t *testing.T, what string, got []store.QueuedEvent, want ...store.QueuedEvent) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s:\n got %+v\nwant %+v", what, got, want)
+	}
+}
+
+func TestQueueDedupeOrderAndAck(t *testing.T) {
+	_, js := dialJS(t, natstest.Start(t).URL())
+	q := openQueue(t, js, 1)
+	if evs := pending(t, q); len(evs) != 0 {
+		t.Fatalf("new queue holds %+v", evs)
+	}
+	a, dup := enqueue(t, q, event("a", "d1"))
+	if dup {
+		t.Fatal("first event reported as a duplicate")
+	}
+	b, _ := enqueue(t, q, event("", "d2"))
+	c, _ := enqueue(t, q, event("c", "d3"))
+	if !(a.Key < b.Key && b.Key < c.Key) {
+		t.Fatalf("keys %d %d %d are not increasing", a.Key, b.Key, c.Key)
+	}
+	again, dup := enqueue(t, q, event("a", "d1"))
+	if !dup || again.Key != a.Key {
+		t.Fatalf("same id again: duplicate %v key %d, want true and %d", dup, again.Key, a.Key)
+	}
+	// Without an id there is no deduplication.
+	if _, dup := enqueue(t, q, event("", "d2")); dup {
+		t.Fatal("an event without an id reported as a duplicate")
+	}
+	evs := pending(t, q)
+	if len(evs) != 4 {
+		t.Fatalf("%d pending, want 4: %+v", len(evs), evs)
+	}
+	wantEvents(t, "pending", evs[:3], a, b, c)
+
+	if err := q.AckEvents([]uint64{b.Key, evs[3].Key}); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, "pending after acking two", pending(t, q), a, c)
+	// Acking again (as another instance that handled the same event would)
+	// is fine.
+	if err := q.AckEvents([]uint64{b.Key, a.Key}); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, "pending after acking again", pending(t, q), c)
+}
+
+// Two instances on their own connections share one queue: each sees what
+// the other queued, through Watch and PendingEvents, and both may ack.
+func TestQueueTwoInstances(t *testing.T) {
+	url := natstest.Start(t).URL()
+	_, js1 := dialJS(t, url)
+	_, js2 := dialJS(t, url)
+	q1, q2 := openQueue(t, js1, 1), openQueue(t, js2, 1)
+	before, _ := enqueue(t, q1, event("before", "d0"))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen1, seen2 := make(chan store.QueuedEvent, 10), make(chan store.QueuedEvent, 10)
+	if err := q1.Watch(ctx, func(ev store.QueuedEvent) { seen1 <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	if err := q2.Watch(ctx, func(ev store.QueuedEvent) { seen2 <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := enqueue(t, q1, event("a", "d1"))
+	b, _ := enqueue(t, q2, event("b", "d2"))
+	for i, seen := range []chan store.QueuedEvent{seen1, seen2} {
+		// The events queued before Watch are not delivered: the first is a.
+		wantEvents(t, fmt.Sprintf("watcher %d", i+1), []store.QueuedEvent{receive(t, seen), receive(t, seen)}, a, b)
+	}
+	wantEvents(t, "pending on 1", pending(t, q1), before, a, b)
+	wantEvents(t, "pending on 2", pending(t, q2), before, a, b)
+	if err := q1.AckEvents([]uint64{before.Key, a.Key, b.Key}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q2.AckEvents([]uint64{a.Key, b.Key}); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, "pending on 2 after both acked", pending(t, q2))
+}
+
+// receive waits for a watched event; the bound only keeps a broken Watch
+// from hanging the test.
+func receive(t *testing.T, ch chan store.QueuedEvent) store.QueuedEvent {
+	t.Helper()
+	select {
+	case ev := <-ch:
+		return ev
+	case <-time.After(time.Minute):
+		t.Fatal("no event watched within a minute")
+		return store.QueuedEvent{}
+	}
+}
+
+func TestQueueMalformedMessageIsNamed(t *testing.T) {
+	for _, body := range []string{"not json", `{"v":2,"relay":"r","doc":"d"}`} {
+		t.Run(body, func(t *testing.T) {
+			_, js := dialJS(t, natstest.Start(t).URL())
+			q := openQueue(t, js, 1)
+			enqueue(t, q, event("a", "d1"))
+			if _, err := js.Publish(context.Background(), queueSubject, []byte(body)); err != nil {
+				t.Fatal(err)
+			}
+			_, err := q.PendingEvents()
+			if err == nil || !strings.Contains(err.Error(), "sequence 2 ") {
+				t.Fatalf("PendingEvents with message 2 %q: %v, want an error naming sequence 2", body, err)
+			}
+		})
+	}
+}
+
+// With replicas 3, killing the node that leads the queue's stream (and
+// that the client is connected to) loses nothing: after the client
+// reconnects and a new leader is elected, Enqueue and PendingEvents work,
+// and deduplication still knows the events queued before.
+func TestQueueClusterNodeKilled(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	_, setup := dialJS(t, c.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	openQueue(t, setup, 3)
+	st, err := setup.Stream(ctx, queueStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("queue stream has replicas %+v, want 2 besides the leader", info.Cluster.Replicas)
+	}
+	var leader *natstest.Node
+	urls := []string{}
+	for _, nd := range c.Nodes {
+		if nd.Name == info.Cluster.Leader {
+			leader = nd
+			urls = append([]string{nd.URL()}, urls...)
+		} else {
+			urls = append(urls, nd.URL())
+		}
+	}
+	if leader == nil {
+		t.Fatalf("stream leader %q is none of the nodes", info.Cluster.Leader)
+	}
+	nc, js := dialJS(t, strings.Join(urls, ","), nats.DontRandomize())
+	if nc.ConnectedUrl() != leader.URL() {
+		t.Fatalf("connected to %s, want the leader %s first", nc.ConnectedUrl(), leader.URL())
+	}
+	q := openQueue(t, js, 3)
+	a, _ := enqueue(t, q, event("a", "d1"))
+
+	leader.Kill()
+	b, _ := enqueue(t, q, event("b", "d2"))
+	if nc.ConnectedUrl() == leader.URL() {
+		t.Fatalf("still connected to the killed node %s", leader.URL())
+	}
+	again, dup := enqueue(t, q, event("a", "d1"))
+	if !dup || again.Key != a.Key {
+		t.Fatalf("event a again after the failover: duplicate %v key %d, want true and %d", dup, again.Key, a.Key)
+	}
+	wantEvents(t, "pending after the failover", pending(t, q), a, b)
+}
