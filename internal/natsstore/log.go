@@ -52,9 +52,10 @@ type op struct {
 	Docs map[string]store.DocState
 	Drop []string
 
-	Conn  string
-	Push  *store.PushState
-	Owned []string
+	Conn     string
+	Push     *store.PushState
+	Owned    []string
+	OwnedSet bool // Owned replaces the paths, even when empty
 
 	Config []byte
 }
@@ -140,6 +141,11 @@ func (s *Store) follow(ctx context.Context) error {
 			// replica behind the others for good.
 			for attempt := 0; ; attempt++ {
 				err := s.applyMsg(fctx, msg.Subject(), md.Sequence.Stream, msg.Headers(), msg.Data())
+				var refused *refusedError
+				if errors.As(err, &refused) {
+					s.log.Debug("a write every replica refuses", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
+					break
+				}
 				if err == nil || fctx.Err() != nil {
 					break
 				}
@@ -212,6 +218,20 @@ func (s *Store) applyMsg(ctx context.Context, subj string, seq uint64, hdr nats.
 	lk := s.subjLock(subj)
 	lk.Lock()
 	defer lk.Unlock()
+	return s.applyLocked(ctx, subj, seq, hdr, data)
+}
+
+// refusedError is a write the store refused (a bad path, unsorted owned
+// paths). Every replica runs the same checks and refuses it alike, so it
+// is passed over, unlike a write whose blobs could not be fetched, which
+// is retried.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }
+
+// applyLocked is applyMsg with subj's lock held.
+func (s *Store) applyLocked(ctx context.Context, subj string, seq uint64, hdr nats.Header, data []byte) error {
 	s.mu.Lock()
 	done := s.applied[subj] >= seq
 	s.mu.Unlock()
@@ -226,22 +246,25 @@ func (s *Store) applyMsg(ctx context.Context, subj string, seq uint64, hdr nats.
 	}
 	o, err := decodeOp(data)
 	if err != nil {
-		return fmt.Errorf("decoding write %d of %s: %w", seq, subj, err)
+		err = &refusedError{fmt.Errorf("decoding write %d of %s: %w", seq, subj, err)}
+	} else {
+		err = s.apply(ctx, o)
 	}
-	if err := s.apply(ctx, o); err != nil {
+	var refused *refusedError
+	if err != nil && !errors.As(err, &refused) {
 		return err
 	}
 	s.mu.Lock()
 	s.applied[subj] = seq
 	s.mu.Unlock()
-	return nil
+	return err
 }
 
 // apply makes write o in the replica.
 func (s *Store) apply(ctx context.Context, o *op) error {
 	switch o.Kind {
 	case opFolder:
-		return s.Store.AddFolder(o.Folder)
+		return refused(s.Store.AddFolder(o.Folder))
 	case opSnapshot:
 		files, err := s.treeAfter(o)
 		if err != nil {
@@ -253,16 +276,35 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 		snap := &store.Snapshot{Folder: o.Folder, Time: o.Time, Users: o.Users, Changes: o.Changes, Origin: o.Origin, Files: files}
 		seq, err := s.Store.AddSnapshot(snap, o.Docs, o.Drop)
 		if err != nil {
-			return err
+			return &refusedError{err}
 		}
 		if seq != o.Seq {
 			return fmt.Errorf("snapshot of %s became %d in this replica, %d in the log: the replica is damaged (restart to rebuild it)", o.Folder, seq, o.Seq)
 		}
 		return nil
+	}
+	return refused(s.applySmall(o))
+}
+
+// refused marks an error of the store as a refusal.
+func refused(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &refusedError{err}
+}
+
+// applySmall makes the writes that name no blob.
+func (s *Store) applySmall(o *op) error {
+	switch o.Kind {
 	case opDocStates:
 		return s.Store.PutDocStates(o.Folder, o.Docs, o.Drop)
 	case opPush:
-		return s.Store.SetPushState(o.Folder, o.Conn, o.Push, o.Owned)
+		owned := o.Owned
+		if o.OwnedSet && owned == nil {
+			owned = []string{} // gob has no empty slices: "clear" travels as OwnedSet
+		}
+		return s.Store.SetPushState(o.Folder, o.Conn, o.Push, owned)
 	case opRelease:
 		_, err := s.Store.ReleaseHold(o.Folder)
 		return err
@@ -358,7 +400,9 @@ func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
 	s.mu.Unlock()
 	msg := &nats.Msg{Subject: subj, Header: hdr, Data: data}
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
-	lk.Unlock() // applyMsg takes it again; the follower may apply it first
+	// The lock is held until the write is applied: the next writer of
+	// the subject expects it as the last.
+	defer lk.Unlock()
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
@@ -366,7 +410,11 @@ func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
 		}
 		return 0, fmt.Errorf("natsstore: publishing a write of %s: %w", strings.TrimPrefix(subj, "rgs.log."), err)
 	}
-	if err := s.applyMsg(ctx, subj, ack.Sequence, hdr, msgData(msg, data)); err != nil {
+	if err := s.applyLocked(ctx, subj, ack.Sequence, hdr, msgData(msg, data)); err != nil {
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			return 0, refused.err // every replica refuses it: nothing was written
+		}
 		return ack.Sequence, fmt.Errorf("natsstore: the write is in the cluster but this replica could not apply it (restart to rebuild it): %w", err)
 	}
 	return ack.Sequence, nil
@@ -381,11 +429,22 @@ func msgData(msg *nats.Msg, data []byte) []byte {
 	return data
 }
 
+// canon returns f in the canonical (lower-case) form the store keeps,
+// which names its subject.
+func canon(f store.FolderID) (store.FolderID, error) {
+	c, err := store.ParseFolderID(f.String())
+	if err != nil {
+		return f, fmt.Errorf("natsstore: %w", err)
+	}
+	return c, nil
+}
+
 // AddFolder follows folder f (idempotent: nothing is published for a
 // folder the replica knows).
 func (s *Store) AddFolder(f store.FolderID) error {
-	if _, err := store.ParseFolderID(f.String()); err != nil {
-		return fmt.Errorf("natsstore: folder %q: %w", f, err)
+	f, err := canon(f)
+	if err != nil {
+		return err
 	}
 	known, err := s.Store.Folders()
 	if err != nil {
@@ -406,7 +465,10 @@ func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	if err := store.ValidateSnapshot(snap, docs, dropDocs); err != nil {
 		return 0, err
 	}
-	f := snap.Folder
+	f, err := canon(snap.Folder)
+	if err != nil {
+		return 0, err
+	}
 	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs}
 	check := func() error {
 		var prev []store.File
@@ -428,26 +490,38 @@ func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	if _, err := s.write(subject(f), o, check); err != nil {
 		return 0, err
 	}
-	snap.Seq = o.Seq
+	snap.Seq, snap.Folder = o.Seq, f
 	return o.Seq, nil
 }
 
 // PutDocStates updates folder f's doc states without a snapshot.
 func (s *Store) PutDocStates(f store.FolderID, docs map[string]store.DocState, dropDocs []string) error {
-	_, err := s.write(subject(f), &op{Kind: opDocStates, Folder: f, Docs: docs, Drop: dropDocs}, nil)
+	f, err := canon(f)
+	if err != nil {
+		return err
+	}
+	_, err = s.write(subject(f), &op{Kind: opDocStates, Folder: f, Docs: docs, Drop: dropDocs}, nil)
 	return err
 }
 
 // SetPushState records a connector's push state of folder f.
 func (s *Store) SetPushState(f store.FolderID, conn string, ps *store.PushState, owned []string) error {
-	_, err := s.write(subject(f), &op{Kind: opPush, Folder: f, Conn: conn, Push: ps, Owned: owned}, nil)
+	f, err := canon(f)
+	if err != nil {
+		return err
+	}
+	_, err = s.write(subject(f), &op{Kind: opPush, Folder: f, Conn: conn, Push: ps, Owned: owned, OwnedSet: owned != nil}, nil)
 	return err
 }
 
 // ReleaseHold lets folder f's held snapshots be pushed.
 func (s *Store) ReleaseHold(f store.FolderID) (*store.Hold, error) {
+	f, err := canon(f)
+	if err != nil {
+		return nil, err
+	}
 	var h *store.Hold
-	_, err := s.write(subject(f), &op{Kind: opRelease, Folder: f}, func() (err error) {
+	_, err = s.write(subject(f), &op{Kind: opRelease, Folder: f}, func() (err error) {
 		h, err = s.Store.Held(f)
 		if err == nil && h == nil {
 			err = fmt.Errorf("natsstore: folder %s has no held snapshots: %w", f, store.ErrNotFound)
@@ -457,24 +531,30 @@ func (s *Store) ReleaseHold(f store.FolderID) (*store.Hold, error) {
 	return h, err
 }
 
-// DropHold drops folder f's held snapshots from the history.
+// DropHold drops folder f's held snapshots from the history: from the
+// hold's first to the latest.
 func (s *Store) DropHold(f store.FolderID) (*store.Hold, store.SeqRange, error) {
-	var h *store.Hold
-	_, err := s.write(subject(f), &op{Kind: opDrop, Folder: f}, func() (err error) {
-		h, err = s.Store.Held(f)
-		if err == nil && h == nil {
+	f, err := canon(f)
+	if err != nil {
+		return nil, store.SeqRange{}, err
+	}
+	var (
+		h    *store.Hold
+		head uint64
+	)
+	_, err = s.write(subject(f), &op{Kind: opDrop, Folder: f}, func() (err error) {
+		if h, err = s.Store.Held(f); err == nil && h == nil {
 			err = fmt.Errorf("natsstore: folder %s has no held snapshots: %w", f, store.ErrNotFound)
+		}
+		if err == nil {
+			head, _, err = s.Store.Head(f)
 		}
 		return err
 	})
 	if err != nil {
 		return nil, store.SeqRange{}, err
 	}
-	dropped, err := s.Store.Dropped(f)
-	if err != nil || len(dropped) == 0 {
-		return h, store.SeqRange{}, err
-	}
-	return h, dropped[len(dropped)-1], nil
+	return h, store.SeqRange{From: h.From, Through: head}, nil
 }
 
 // SetHistoryConfig records the history settings every instance uses.
