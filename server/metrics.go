@@ -72,6 +72,12 @@ type Metrics struct {
 	Reconciles *prometheus.CounterVec
 	// SnapshotsHeld: relay_git_sync_snapshots_held_total.
 	SnapshotsHeld prometheus.Counter
+	// LeasesHeld is the number of folder leases this instance holds on a
+	// shared NATS store: relay_git_sync_leases_held (0 on Badger).
+	LeasesHeld prometheus.Gauge
+	// LeaseChanges counts leases taken, lost and released:
+	// relay_git_sync_lease_changes_total{event}.
+	LeaseChanges *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg. It fails if one
@@ -117,10 +123,19 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "relay_git_sync_snapshots_held_total",
 			Help: "Snapshots held back from the connectors by the mass-deletion guard (--hold-deletions).",
 		}),
+		LeasesHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "relay_git_sync_leases_held",
+			Help: "Folder leases this instance holds on a shared NATS store (it syncs and pushes those folders).",
+		}),
+		LeaseChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "relay_git_sync_lease_changes_total",
+			Help: "Folder leases taken, lost (renewal failed: another instance has the folder) and released (graceful stop).",
+		}, []string{"event"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.Webhooks, m.WebhookAckSeconds, m.HTTPRequests, m.QueueDepth,
 		m.SnapshotLatency, m.Snapshots, m.RelayFetchErrors, m.Reconciles, m.SnapshotsHeld,
+		m.LeasesHeld, m.LeaseChanges,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("server: registering metrics: %w", err)
@@ -133,6 +148,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.Reconciles.WithLabelValues("ok")
 	m.Reconciles.WithLabelValues("error")
+	for _, e := range []string{"taken", "lost", "released"} {
+		m.LeaseChanges.WithLabelValues(e)
+	}
 	return m, nil
 }
 

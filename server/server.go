@@ -80,6 +80,9 @@ type Config struct {
 	Events         EventSink
 	Source         source.Source                   // what the read API serves (source.FromStore); required when APIToken is set
 	Health         func(ctx context.Context) error // /health checks the store; nil = always healthy
+	// Cluster, on a shared NATS store, says which instance this is and
+	// how many folder leases it holds (shown by /health).
+	Cluster func() ClusterStatus
 	// DiskSpace reports the data dir's free bytes and the store's reserve;
 	// a non-nil error means writes are refused for lack of space (/health
 	// answers 503 with it). It also feeds the data dir metrics. nil = none.
@@ -343,6 +346,14 @@ func (s *server) observe(c *gin.Context) {
 	s.metrics.HTTPRequests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Inc()
 }
 
+// ClusterStatus is an instance's part in a shared NATS store: /health
+// reports it once the cluster has answered (else /health is 503).
+type ClusterStatus struct {
+	Instance string `json:"instance"`
+	// Leases is the number of folders this instance syncs and pushes.
+	Leases int `json:"leases"`
+}
+
 // health answers GET and HEAD /health: 200 when Config.Health reports no
 // error within 5 seconds, else 503.
 func (s *server) health(c *gin.Context) {
@@ -362,6 +373,9 @@ func (s *server) health(c *gin.Context) {
 		}
 	}
 	out := gin.H{"status": "healthy"}
+	if s.cfg.Cluster != nil {
+		out["cluster"] = s.cfg.Cluster()
+	}
 	if s.cfg.Held != nil {
 		// Held snapshots need an operator, but nothing is broken.
 		if list, err := s.cfg.Held.Holds(); err == nil && len(list) > 0 {

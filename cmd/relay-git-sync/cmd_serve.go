@@ -35,6 +35,8 @@ type serveOptions struct {
 	writeToken        string
 	writeTokenFile    string
 	shutdownTimeout   time.Duration
+	instance          string
+	leaseTTL          time.Duration
 	authorsFile       string
 	holdDeletions     store.HoldPolicy
 	// ready, when set, receives the listening address (tests).
@@ -71,6 +73,11 @@ Writing into Relay ('relay-git-sync restore --server' and
 is off unless --allow-writes is given together with a write token of its
 own (RELAY_GIT_WRITE_TOKEN or --write-token-file); the read token never
 writes.
+
+With --store nats://… (or RELAY_GIT_STORE) several serve instances share one
+NATS JetStream cluster behind a load balancer: any of them accepts any
+webhook, each folder is synced and pushed by the instance holding its lease,
+and the folders of an instance that dies move to another within --lease-ttl.
 
 SIGTERM or SIGINT stops it cleanly (in-flight requests finish, unprocessed
 events stay queued for the next start) with exit status 0.
@@ -114,9 +121,14 @@ process list: set them in the environment or name files holding them
 	f.StringVar(&so.writeTokenFile, "write-token-file", "", "read the write token from this file (one trailing newline is ignored)")
 	f.DurationVar(&so.shutdownTimeout, "shutdown-timeout", 10*time.Second, "how long to wait for in-flight work on SIGTERM")
 	f.StringVar(&so.authorsFile, "authors-file", "", authorsFlagHelp)
+	f.StringVar(&so.instance, "instance", "", "this instance's name in the folder leases of a --store cluster (env "+envInstance+"; default host:pid)")
+	f.DurationVar(&so.leaseTTL, "lease-ttl", 10*time.Second, "with --store: how long the folders of an instance that died wait before another instance takes them")
 	addHoldDeletionsFlag(cmd, &so.holdDeletions)
 	return cmd
 }
+
+// envInstance names a serve instance in the leases of a shared store.
+const envInstance = "RELAY_GIT_INSTANCE"
 
 // runServe turns serve's settings into the daemon's config and runs it.
 func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error {
@@ -135,6 +147,10 @@ func runServe(ctx context.Context, opts *globalOptions, so *serveOptions) error 
 		ShutdownTimeout:   so.shutdownTimeout,
 	}
 	cfg.HoldDeletions = so.holdDeletions
+	cfg.Instance, cfg.LeaseTTL = so.instance, so.leaseTTL
+	if cfg.Instance == "" {
+		cfg.Instance = opts.getenv(envInstance)
+	}
 	if so.ready != nil {
 		cfg.Ready = func(addr string) { so.ready <- addr }
 	}

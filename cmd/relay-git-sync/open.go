@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,9 +11,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/gitcred"
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -60,7 +63,10 @@ func (o *globalOptions) inUseError(root *cobra.Command, todo string) error {
 // openExistingStore opens the data dir's store for a command, creating
 // nothing: read-only (no byte of it changes) unless write. A store held by
 // another process is a *storeInUseError.
-func (o *globalOptions) openExistingStore(root *cobra.Command, write bool) (*store.Store, error) {
+func (o *globalOptions) openExistingStore(root *cobra.Command, write bool) (store.Backend, error) {
+	if o.Store != "" {
+		return o.openNATS(root.Context())
+	}
 	if err := o.checkStore(""); err != nil {
 		return nil, err
 	}
@@ -108,6 +114,14 @@ func (o *globalOptions) openSourceFor(cmd *cobra.Command, serverURL string, writ
 	if serverURL != "" {
 		src, err := source.NewHTTP(serverURL, o.readToken(cmd, serverURL), source.WithUserAgent("relay-git-sync/"+version))
 		return src, serverURL, err
+	}
+	if o.Store != "" {
+		st, err := o.openNATS(cmd.Context())
+		if err != nil {
+			return nil, "", err
+		}
+		from := "the NATS store at " + natsstore.Redact(o.Store)
+		return source.OwnStore(st, from), from, nil
 	}
 	if err := o.checkStore(", or pass --server URL to read from a running serve"); err != nil {
 		return nil, "", err
@@ -172,4 +186,36 @@ func parseFolderArg(s string) (store.FolderID, error) {
 		return store.FolderID{}, fmt.Errorf("%q is not RELAY_ID/FOLDER_ID (two UUIDs separated by a slash)", s)
 	}
 	return f, nil
+}
+
+// natsBacked is a NATS store opened for one command: closing it closes
+// its connection too.
+type natsBacked struct {
+	*natsstore.Store
+	nc *nats.Conn
+}
+
+func (s *natsBacked) Close() error {
+	err := s.Store.Close()
+	s.nc.Close()
+	return err
+}
+
+// openNATS opens the NATS store of --store for one command: a replica in
+// memory, caught up with the cluster (which serve instances may be
+// writing meanwhile). A cluster without a store is an error.
+func (o *globalOptions) openNATS(ctx context.Context) (store.Backend, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	nc, err := natsstore.Connect(o.Store, o.getenv, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := natsstore.Open(ctx, nc, natsstore.Options{Logger: o.Logger, Existing: true})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("opening the NATS store at %s: %w", natsstore.Redact(o.Store), err)
+	}
+	return &natsBacked{Store: ns, nc: nc}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/daemon"
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
 )
 
 // Environment variables read by the global flags; names match the original
@@ -20,6 +21,7 @@ const (
 	envDataDir           = "RELAY_GIT_DATA_DIR"
 	envRelayServerURL    = "RELAY_SERVER_URL"
 	envRelayServerAPIKey = "RELAY_SERVER_API_KEY"
+	envStore             = "RELAY_GIT_STORE"
 
 	defaultConnectorsFile = "git_connectors.toml"
 )
@@ -32,7 +34,10 @@ type globalOptions struct {
 	GitConfigFile     string
 	RelayServerURL    string
 	RelayServerAPIKey string
-	Verbose           bool
+	// Store is a NATS cluster URL shared by several serve instances; ""
+	// is the Badger store in DataDir.
+	Store   string
+	Verbose bool
 
 	// Logger writes to stderr (stdout may be a protocol or data channel), at
 	// debug level with --verbose.
@@ -76,6 +81,7 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 	// than as flag defaults: --help must not print the API key from the env.
 	pf := root.PersistentFlags()
 	pf.StringVar(&opts.DataDir, "data-dir", ".", "data directory (env "+envDataDir+")")
+	pf.StringVar(&opts.Store, "store", "", "keep snapshots in this NATS JetStream cluster, shared by several serve instances: nats://host:4222[,host2:4222…] (env "+envStore+"; credentials from NATS_CREDS, NATS_NKEY or NATS_TOKEN[_FILE]); default: Badger in the data dir")
 	pf.BoolVarP(&opts.Verbose, "verbose", "v", false, "debug logging on stderr")
 	pf.StringVar(&opts.GitConfigFile, "git-config-file", "", "git connectors file (default <data-dir>/"+defaultConnectorsFile+")")
 	pf.StringVar(&opts.RelayServerURL, "relay-server-url", "", "Relay Server base URL (env "+envRelayServerURL+")")
@@ -100,6 +106,7 @@ timestamped snapshots and turns them into git commits pushed to your remotes.`,
 		newGenerateCmd(opts),
 		newDemoCmd(opts),
 		newCheckCmd(opts),
+		newStoreCmd(opts),
 	)
 	return root
 }
@@ -151,6 +158,10 @@ func (o *globalOptions) resolve(flags *pflag.FlagSet) error {
 	fromEnv("data-dir", envDataDir, &o.DataDir)
 	fromEnv("relay-server-url", envRelayServerURL, &o.RelayServerURL)
 	fromEnv("relay-server-api-key", envRelayServerAPIKey, &o.RelayServerAPIKey)
+	fromEnv("store", envStore, &o.Store)
+	if o.Store != "" && !natsstore.IsURL(o.Store) {
+		return fmt.Errorf("--store %q is not a NATS URL: give nats://host:4222[,host2:4222…], or leave it out for the data dir", natsstore.Redact(o.Store))
+	}
 
 	// An explicit empty value is most likely an unset shell variable
 	// (--data-dir "$DIR"); writing into the working directory instead would
@@ -184,6 +195,7 @@ func (o *globalOptions) daemonConfig(authorsFile string) daemon.Config {
 		AuthorsFile:       authorsFile,
 		Getenv:            o.getenv,
 		Logger:            o.Logger,
+		Store:             o.Store,
 	}
 }
 

@@ -94,6 +94,11 @@ type serveConfig struct {
 	maxDelay  time.Duration // 0 = 2 s
 	// writeToken, when set, runs serve with --allow-writes and this token.
 	writeToken string
+	// store, when set, is --store (a NATS cluster); instance and leaseTTL
+	// go with it.
+	store    string
+	instance string
+	leaseTTL time.Duration
 }
 
 // serveProc is a running in-process `serve`.
@@ -122,6 +127,7 @@ func startServe(t testing.TB, c serveConfig) *serveProc {
 	opts.GitConfigFile = filepath.Join(c.dataDir, defaultConnectorsFile)
 	opts.RelayServerURL = c.relay.URL()
 	opts.RelayServerAPIKey = c.apiKey
+	opts.Store = c.store
 	opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	maxDelay := c.maxDelay
 	if maxDelay == 0 {
@@ -135,6 +141,7 @@ func startServe(t testing.TB, c serveConfig) *serveProc {
 		apiToken: testAPIToken, shutdownTimeout: 10 * time.Second,
 		ready:       ready,
 		allowWrites: c.writeToken != "", writeToken: c.writeToken,
+		instance: c.instance, leaseTTL: c.leaseTTL,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &serveProc{t: t, apiToken: testAPIToken, logs: logs, cancel: cancel, done: make(chan error, 1)}

@@ -10,14 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/connectors"
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/mirror"
 	"github.com/relay-git-sync/relay-git-sync/internal/relay"
-	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/sshkey"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -42,6 +41,16 @@ type Config struct {
 	// process environment).
 	Getenv func(string) string
 	Logger *slog.Logger
+	// Store is a NATS JetStream cluster ("nats://host:4222,host2:4222")
+	// that several serve instances share; "" keeps everything in DataDir
+	// (Badger, the default). Credentials come from NATS_CREDS, NATS_NKEY
+	// or NATS_TOKEN[_FILE] (natsstore.Connect).
+	Store string
+	// Instance names this process in the folder leases of a NATS store
+	// (default host:pid); LeaseTTL is how long the folders of an instance
+	// that died wait before another takes them (default 10 s).
+	Instance string
+	LeaseTTL time.Duration
 }
 
 // withDefaults fills what a caller may leave unset.
@@ -52,6 +61,9 @@ func (c Config) withDefaults() Config {
 	if c.Getenv == nil {
 		c.Getenv = os.Getenv
 	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
 	return c
 }
 
@@ -60,6 +72,7 @@ func (c Config) withDefaults() Config {
 // that records snapshots from the Relay Server.
 type pipeline struct {
 	store   store.Backend
+	nc      func() // closes the NATS connection (nil for Badger)
 	conns   []connectors.Connector
 	mirrors *mirror.Manager
 	syncer  *ingest.Syncer
@@ -94,11 +107,11 @@ func open(c Config, durable bool) (*pipeline, error) {
 	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating data dir: %w", err)
 	}
-	st, err := store.Open(filepath.Join(c.DataDir, source.StoreDirName), store.Options{SyncWrites: durable, Logger: log, HoldDeletions: c.HoldDeletions})
+	st, closeConn, err := openBackend(c, durable)
 	if err != nil {
 		return nil, err
 	}
-	p := &pipeline{store: st, conns: conns, relay: client, syncer: ingest.New(ingest.Config{Store: st, Relay: client, Logger: log})}
+	p := &pipeline{store: st, nc: closeConn, conns: conns, relay: client, syncer: ingest.New(ingest.Config{Store: st, Relay: client, Logger: log})}
 	if err := RecordHistoryConfig(st, hcfg, log); err != nil {
 		p.close()
 		return nil, err
@@ -115,7 +128,11 @@ func (p *pipeline) close() error {
 	if p.mirrors != nil {
 		p.mirrors.Close()
 	}
-	return p.store.Close()
+	err := p.store.Close()
+	if p.nc != nil {
+		p.nc()
+	}
+	return err
 }
 
 // newMirrors builds the push machinery: every connector, the SSH key from

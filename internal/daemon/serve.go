@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/sshkey"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -120,7 +121,25 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	if err != nil {
 		return err
 	}
+	// On a shared NATS store, folders are synced and pushed by their
+	// lease holder, and events come from every instance.
+	var cl *cluster
+	var (
+		owns   func(context.Context, store.FolderID) bool
+		rescan time.Duration
+	)
+	health := func(context.Context) error { _, err := st.Folders(); return err }
+	if ns, ok := st.(*natsstore.Store); ok {
+		if cl, err = newCluster(ctx, cfg.Config, ns, metrics); err != nil {
+			return err
+		}
+		cl.mirrors = p.mirrors
+		p.mirrors.SetOwns(func(f store.FolderID) bool { return cl.owns(context.Background(), f) })
+		owns, rescan = cl.owns, cfg.LeaseTTL
+		health = ns.Ping
+	}
 	sched := ingest.NewScheduler(ingest.SchedulerConfig{
+		Owns: owns, Rescan: rescan,
 		Syncer: p.syncer, Store: st, Queue: st,
 		Quiet: cfg.CommitInterval, MaxDelay: cfg.MaxDelay, Reconcile: cfg.ReconcileInterval,
 		Logger:  log,
@@ -166,9 +185,10 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 		WebhookSecret:  cfg.WebhookSecret,
 		InsecureNoAuth: cfg.InsecureNoAuth,
 		APIToken:       cfg.APIToken,
-		Events:         eventSink{st: st, sched: sched},
+		Events:         eventSink{st: st, sched: sched, notify: cl == nil},
 		Source:         source.FromStore(st),
-		Health:         func(context.Context) error { _, err := st.Folders(); return err },
+		Health:         health,
+		Cluster:        clusterStatus(cl),
 		DiskSpace:      st.DiskSpace,
 		Held:           heldAdmin{st: st, mirrors: p.mirrors},
 		Backup:         st.Backup,
@@ -215,6 +235,13 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	schedCtx, stopSched := context.WithCancel(context.WithoutCancel(ctx))
 	schedDone := make(chan error, 1)
 	go func() { schedDone <- sched.Run(schedCtx) }()
+	if cl != nil {
+		go cl.leases.Run(schedCtx)
+		if err := cl.st.WatchEvents(schedCtx, sched.Notify); err != nil {
+			stopSched()
+			return err
+		}
+	}
 	// Pushes start with a catch-up of every connector, then follow snapshots.
 	mirrorsDone := make(chan error, 1)
 	go func() { mirrorsDone <- p.mirrors.Run(schedCtx) }()
@@ -252,23 +279,37 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	case <-shutCtx.Done():
 		log.Warn("pushes did not stop in time")
 	}
+	if cl != nil {
+		cl.release(shutCtx)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
 	return err
 }
 
-// eventSink makes webhook events durable, then hands them to the scheduler.
+// eventSink makes webhook events durable, then hands them to the
+// scheduler (on a NATS store, the queue's watch hands every instance's
+// events to it instead: notify is false).
 type eventSink struct {
-	st    store.Backend
-	sched *ingest.Scheduler
+	st     store.Backend
+	sched  *ingest.Scheduler
+	notify bool
 }
 
 func (s eventSink) Enqueue(_ context.Context, ev server.Event) (bool, error) {
 	q, dup, err := s.st.Enqueue(store.QueuedEvent{ID: ev.ID, Relay: ev.Relay, Doc: ev.Doc, Time: ev.Time, User: ev.User, Received: ev.Received})
-	if err != nil || dup {
+	if err != nil || dup || !s.notify {
 		return dup, err
 	}
 	s.sched.Notify(q)
 	return false, nil
+}
+
+// clusterStatus is /health's cluster part (nil on Badger).
+func clusterStatus(cl *cluster) func() server.ClusterStatus {
+	if cl == nil {
+		return nil
+	}
+	return cl.status
 }

@@ -226,6 +226,10 @@ func (m *Manager) Folders() []store.FolderID {
 	return out
 }
 
+// SetOwns sets Config.Owns before Run (serve learns it after building
+// the manager).
+func (m *Manager) SetOwns(owns func(f store.FolderID) bool) { m.cfg.Owns = owns }
+
 // Notify tells the Manager that folder f has a new snapshot. It never
 // blocks: the folder's connectors push in their own goroutines (see Run),
 // and a snapshot that arrives while a push is pending or running is

@@ -78,6 +78,13 @@ func isLockError(err error) bool {
 // (serve's own store, tests). Close does not close the store.
 func FromStore(st store.Backend) Source { return &storeSource{st: st, name: "the snapshot store"} }
 
+// OwnStore returns a Source over st that closes st on Close (a store
+// opened for one command, such as a replica of a NATS store); name says
+// what it is in messages.
+func OwnStore(st store.Backend, name string) Source {
+	return &storeSource{st: st, owned: true, name: name}
+}
+
 // Store returns the store src reads when src is over a store (a data dir
 // this process opened, or FromStore), else nil: a command that writes into
 // Relay records its snapshot there.

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
+	"github.com/relay-git-sync/relay-git-sync/internal/relay"
+	"github.com/relay-git-sync/relay-git-sync/internal/relaytest"
+)
+
+// Two serve instances on one NATS store: webhooks sent to either become
+// snapshots of the folder's one lease holder, both serve the same
+// history, /health names the instance and its leases, and a graceful stop
+// of the holder hands the folder to the other at once.
+func TestServeClusterTwoInstances(t *testing.T) {
+	nats := natstest.Start(t)
+	fx := newServeFixture(t)
+	secret := newSharedSecret(t)
+	start := func(name string) *serveProc {
+		dir := t.TempDir()
+		writeConnectors(t, dir, fx.folder)
+		return startServe(t, serveConfig{relay: fx.relay, apiKey: fakeRelayKey, dataDir: dir, secret: secret,
+			store: nats.URL(), instance: name, leaseTTL: 2 * time.Second})
+	}
+	a := start("a")
+	b := start("b")
+	f := fx.folder
+	first := a.waitSnapshot(f, 0, 20*time.Second, nil)
+	base := time.Now().UTC().Truncate(time.Microsecond).Add(-time.Hour)
+	last := first.Seq
+	for i := range 6 {
+		text := fmt.Sprintf("# A\nedit %d\n", i)
+		must(t, f.EditMarkdown("/notes/a.md", text))
+		p := []*serveProc{a, b}[i%2]
+		at := base.Add(time.Duration(i) * time.Second)
+		send(t, fx.relay, p.webhookURL(), secret, relaytest.Webhook{DocID: fx.noteID, Time: at, User: fmt.Sprintf("u%d", i)}, http.StatusOK)
+		s := a.waitSnapshot(f, last, 20*time.Second, nil)
+		if !s.Time.Equal(at) {
+			t.Fatalf("edit %d (webhook to instance %d): snapshot %d at %v, want %v", i, i%2, s.Seq, s.Time, at)
+		}
+		last = s.Seq
+	}
+	// Both instances serve the same history (b's replica follows).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		sa, errA := a.snapshots(f)
+		sb, errB := b.snapshots(f)
+		if errA == nil && errB == nil && slices.EqualFunc(sa, sb, func(x, y apiSnapshot) bool { return x.Seq == y.Seq && x.Time.Equal(y.Time) }) && len(sa) == int(last) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the instances disagree: a %d snapshots (%v), b %d (%v)", len(sa), errA, len(sb), errB)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	holder, other := a, b
+	if _, body, _ := a.get("/health"); !strings.Contains(string(body), `"leases":1`) {
+		holder, other = b, a
+	}
+	if _, body, _ := holder.get("/health"); !strings.Contains(string(body), `"leases":1`) || !strings.Contains(string(body), `"instance"`) {
+		t.Fatalf("/health of the holder: %s", body)
+	}
+	if got := holder.metric("relay_git_sync_leases_held"); got != 1 {
+		t.Errorf("holder's relay_git_sync_leases_held = %v", got)
+	}
+	// The holder stops; the other takes the folder on the next webhook.
+	must(t, holder.stop())
+	must(t, f.EditMarkdown("/notes/a.md", "# A\nafter the stop\n"))
+	at := base.Add(time.Minute)
+	send(t, fx.relay, other.webhookURL(), secret, relaytest.Webhook{DocID: relay.CompoundID(f.RelayID(), f.ID()), Time: at, User: "z"}, http.StatusOK)
+	send(t, fx.relay, other.webhookURL(), secret, relaytest.Webhook{DocID: fx.noteID, Time: at, User: "z"}, http.StatusOK)
+	s := other.waitSnapshot(f, last, 20*time.Second, nil)
+	if !s.Time.Equal(at) || s.Seq != last+1 {
+		t.Fatalf("after the holder stopped: snapshot %d at %v, want %d at %v", s.Seq, s.Time, last+1, at)
+	}
+}
