@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/nats-io/nats.go"
 	"github.com/go-git/go-git/v5/storage/memory"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/storecopy"
 )
@@ -210,4 +213,36 @@ func TestCopyBadger(t *testing.T) {
 	if _, err := storecopy.Copy(context.Background(), src, dst, nil); err == nil {
 		t.Error("a copy into a store that holds folders was accepted")
 	}
+}
+
+// A store copied to a JetStream cluster and back holds the same history,
+// with the same commit ids, at every step: and so does a replica that
+// replays the cluster's log from scratch.
+func TestCopyThroughNATS(t *testing.T) {
+	url := natstest.Start(t).URL()
+	openNATS := func() store.Backend {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns, err := natsstore.Open(context.Background(), nc, natsstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ns.Close(); nc.Close() })
+		return ns
+	}
+	src := openMem(t)
+	fill(t, src)
+	there := openNATS()
+	if _, err := storecopy.Copy(context.Background(), src, there, nil); err != nil {
+		t.Fatal(err)
+	}
+	same(t, src, there)
+	same(t, src, openNATS()) // replayed from the log
+	back := openMem(t)
+	if _, err := storecopy.Copy(context.Background(), openNATS(), back, nil); err != nil {
+		t.Fatal(err)
+	}
+	same(t, src, back)
 }
