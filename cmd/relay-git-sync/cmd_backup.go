@@ -62,7 +62,7 @@ db/ directory are not in the backup.`,
 				defer c.Close()
 				write = func(w io.Writer) error { return backupFromServer(ctx, c, w) }
 			} else {
-				from = "data dir " + opts.DataDir
+				from = opts.storeName()
 				if err := opts.checkStore(", or pass --server URL to back up a running serve"); err != nil {
 					return err
 				}

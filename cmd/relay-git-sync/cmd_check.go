@@ -94,7 +94,7 @@ func checkDataDir(cmd *cobra.Command, opts *globalOptions, readData bool) (int, 
 		return 0, err
 	}
 	defer st.Close()
-	fmt.Fprintf(opts.stdout, "checking data dir %s\n", opts.DataDir)
+	fmt.Fprintf(opts.stdout, "checking %s\n", opts.storeName())
 	stats, err := st.Check(cmd.Context(), store.CheckOptions{ReadData: readData}, func(f store.Finding) {
 		fmt.Fprintln(opts.stdout, f)
 	})

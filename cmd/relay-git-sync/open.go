@@ -120,8 +120,7 @@ func (o *globalOptions) openSourceFor(cmd *cobra.Command, serverURL string, writ
 		if err != nil {
 			return nil, "", err
 		}
-		from := "the NATS store at " + natsstore.Redact(o.Store)
-		return source.OwnStore(st, from), from, nil
+		return source.OwnStore(st, o.storeName()), o.storeName(), nil
 	}
 	if err := o.checkStore(", or pass --server URL to read from a running serve"); err != nil {
 		return nil, "", err
@@ -218,4 +217,12 @@ func (o *globalOptions) openNATS(ctx context.Context) (store.Backend, error) {
 		return nil, fmt.Errorf("opening the NATS store at %s: %w", natsstore.Redact(o.Store), err)
 	}
 	return &natsBacked{Store: ns, nc: nc}, nil
+}
+
+// storeName names the store commands read without --server, for messages.
+func (o *globalOptions) storeName() string {
+	if o.Store != "" {
+		return "the NATS store at " + natsstore.Redact(o.Store)
+	}
+	return "data dir " + o.DataDir
 }
