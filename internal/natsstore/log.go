@@ -48,6 +48,9 @@ type op struct {
 	Origin  store.Origin
 	Put     []store.File // files added or changed
 	Del     []string     // paths removed
+	// Hold is the writer's mass-deletion policy: every replica holds
+	// what the writer held, whatever it was given itself.
+	Hold store.HoldPolicy
 
 	Docs map[string]store.DocState
 	Drop []string
@@ -274,7 +277,7 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 			return err
 		}
 		snap := &store.Snapshot{Folder: o.Folder, Time: o.Time, Users: o.Users, Changes: o.Changes, Origin: o.Origin, Files: files}
-		seq, err := s.Store.AddSnapshot(snap, o.Docs, o.Drop)
+		seq, err := s.Store.AddSnapshotHolding(snap, o.Docs, o.Drop, o.Hold)
 		if err != nil {
 			return &refusedError{err}
 		}
@@ -469,7 +472,7 @@ func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	if err != nil {
 		return 0, err
 	}
-	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs}
+	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold}
 	check := func() error {
 		var prev []store.File
 		head, _, err := s.Store.Head(f)

@@ -49,8 +49,8 @@ type Options struct {
 	// Dir holds the local replica; it is emptied at Open. "" keeps the
 	// replica in memory (one-shot readers).
 	Dir string
-	// HoldDeletions is the mass-deletion guard of the replica; every
-	// instance must be given the same (the replicas apply it alike).
+	// HoldDeletions is the mass-deletion guard of this instance's writes;
+	// it travels with each snapshot, so every replica holds alike.
 	HoldDeletions store.HoldPolicy
 	// Logger gets the replica's Badger warnings and the follower's errors.
 	Logger *slog.Logger
@@ -76,6 +76,7 @@ type Store struct {
 	log   *slog.Logger
 	dir   string
 	reps  int
+	hold  store.HoldPolicy
 	// maxInline is maxInlineOp (tests lower it).
 	maxInline int
 
@@ -119,7 +120,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, maxInline: maxInlineOp, applied: map[string]uint64{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
+	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
 	if o.Existing {
 		if _, err := js.Stream(ctx, logStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, ErrNoStore

@@ -189,3 +189,26 @@ func TestExistingRefusesEmpty(t *testing.T) {
 		t.Fatalf("Open(Existing) on an empty cluster: %v", err)
 	}
 }
+
+// A mass deletion held by the writer's policy is held in every replica,
+// whatever policy the replica's instance was given.
+func TestHoldTravelsWithTheWrite(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{HoldDeletions: store.DefaultHoldPolicy})
+	b := open(t, url, Options{})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	many := map[string]string{}
+	for i := range 12 {
+		many[fmt.Sprintf("n%02d.md", i)] = fmt.Sprintf("note %d", i)
+	}
+	snap(t, a, t0, many)
+	snap(t, a, t0.Add(time.Second), map[string]string{"n00.md": "note 0"})
+	if err := b.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*Store{"writer": a, "replica without a policy": b} {
+		if h, err := s.Held(testFolder); err != nil || h == nil || h.From != 2 {
+			t.Errorf("%s: held = %+v, %v; want snapshot 2 held", name, h, err)
+		}
+	}
+}

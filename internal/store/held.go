@@ -194,8 +194,7 @@ func readHeld(txn *badger.Txn, fk folderKey) (*heldRec, error) {
 // holdFor decides whether snapshot seq of folder fk, with tree files,
 // is held, and returns the record to write with it (nil: nothing to
 // write). st is locked; st.head is the previous snapshot.
-func (s *Store) holdFor(fk folderKey, st *folderState, seq uint64, files []File, at time.Time) ([]byte, error) {
-	p := s.hold
+func (s *Store) holdFor(p HoldPolicy, fk folderKey, st *folderState, seq uint64, files []File, at time.Time) ([]byte, error) {
 	if p.Fraction == 0 || st.head == 0 {
 		return nil, nil
 	}

@@ -448,6 +448,13 @@ func (s *Store) Folders() ([]FolderID, error) {
 // Time must be set. Errors name the offending file or change. The caller
 // keeps ownership of snap: the store copies what it keeps.
 func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs []string) (uint64, error) {
+	return s.AddSnapshotHolding(snap, docs, dropDocs, s.hold)
+}
+
+// AddSnapshotHolding is AddSnapshot with the mass-deletion policy p in
+// place of the store's: a replica applies a write with the policy of the
+// instance that made it, so every replica holds the same snapshots.
+func (s *Store) AddSnapshotHolding(snap *Snapshot, docs map[string]DocState, dropDocs []string, p HoldPolicy) (uint64, error) {
 	if snap == nil {
 		return 0, errors.New("store: AddSnapshot: nil snapshot")
 	}
@@ -496,7 +503,7 @@ func (s *Store) AddSnapshot(snap *Snapshot, docs map[string]DocState, dropDocs [
 	entries := len(removed) + len(upserted)
 	ckpt := st.since+entries >= 2*len(snap.Files)+s.ckptMinGap || seq-st.ckpt >= uint64(s.ckptMaxGap)
 	files := slices.Clone(snap.Files)
-	held, err := s.holdFor(fk, st, seq, files, snap.Time)
+	held, err := s.holdFor(p, fk, st, seq, files, snap.Time)
 	if err != nil {
 		return 0, fmt.Errorf("store: snapshot %d of %s: %w", seq, fid, err)
 	}
