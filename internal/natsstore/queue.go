@@ -26,6 +26,12 @@ const (
 	queueDedupe = time.Hour
 	// queueTimeout bounds one Enqueue, PendingEvents or AckEvents call.
 	queueTimeout = 30 * time.Second
+	// queueStored is where the stream republishes the headers of each
+	// message it stored, to wake watchers up.
+	queueStored = "rgs.queued"
+	// watchPoll is how often a watcher looks for new messages without a
+	// wake-up.
+	watchPoll = 5 * time.Second
 	// publishTry bounds one publish attempt: a request that reached a
 	// stream leader that then died gets no answer, only a timeout.
 	publishTry = 5 * time.Second
@@ -47,6 +53,7 @@ func OpenQueue(ctx context.Context, js jetstream.JetStream, replicas int) (*Queu
 		Replicas:   max(replicas, 1),
 		Duplicates: queueDedupe,
 		Retention:  jetstream.LimitsPolicy,
+		RePublish:  &jetstream.RePublish{Source: queueSubject, Destination: queueStored, HeadersOnly: true},
 	}
 	st, err := js.CreateOrUpdateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another instance created it meanwhile
@@ -161,38 +168,59 @@ func (q *Queue) AckEvents(keys []uint64) error {
 // from now on by any instance, until ctx ends. It returns once every event
 // queued after it returns is sure to be seen. A message that is not an
 // event is skipped here; PendingEvents reports it.
+//
+// Watch uses no consumer (see PendingEvents): the stream republishes the
+// headers of each stored message on queueStored, which wakes the watcher
+// up to read the new messages from the stream leader; a poll every
+// watchPoll catches up after wake-ups lost while reconnecting.
 func (q *Queue) Watch(ctx context.Context, fn func(store.QueuedEvent)) error {
-	info, err := q.stream.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("natsstore: watching the webhook queue: %w", err)
-	}
-	// Starting after the last sequence now, rather than at "new"
-	// messages, does not depend on when the server creates the consumer.
-	cons, err := q.js.OrderedConsumer(ctx, queueStream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   info.State.LastSeq + 1,
-	})
-	if err != nil {
-		return fmt.Errorf("natsstore: watching the webhook queue: %w", err)
-	}
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if ctx.Err() != nil {
-			return
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			return
-		}
-		if ev, err := decodeEvent(md.Sequence.Stream, m.Data()); err == nil {
-			fn(ev)
+	nc := q.js.Conn()
+	wake := make(chan struct{}, 1)
+	sub, err := nc.Subscribe(queueStored, func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
 		}
 	})
+	sctx, cancel := context.WithTimeout(ctx, queueTimeout)
+	defer cancel()
+	if err == nil {
+		err = nc.FlushWithContext(sctx) // the server has the subscription
+	}
+	var info *jetstream.StreamInfo
+	if err == nil {
+		info, err = q.stream.Info(sctx)
+	}
 	if err != nil {
+		if sub != nil {
+			sub.Unsubscribe()
+		}
 		return fmt.Errorf("natsstore: watching the webhook queue: %w", err)
 	}
+	next := info.State.LastSeq + 1
 	go func() {
-		<-ctx.Done()
-		cc.Stop()
+		defer sub.Unsubscribe()
+		tick := time.NewTicker(watchPoll)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wake:
+			case <-tick.C:
+			}
+			// Read errors (a leader election) are retried at the next wake-up or poll.
+			for ctx.Err() == nil {
+				m, err := q.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(queueSubject))
+				if err != nil {
+					break
+				}
+				next = m.Sequence + 1
+				if ev, err := decodeEvent(m.Sequence, m.Data); err == nil {
+					fn(ev)
+				}
+			}
+		}
 	}()
 	return nil
 }

@@ -226,10 +226,24 @@ func TestQueueClusterNodeKilled(t *testing.T) {
 		t.Fatalf("connected to %s, want the leader %s first", nc.ConnectedUrl(), leader.URL())
 	}
 	q := openQueue(t, js, 3)
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	seen := make(chan store.QueuedEvent, 10)
+	if err := q.Watch(wctx, func(ev store.QueuedEvent) { seen <- ev }); err != nil {
+		t.Fatal(err)
+	}
 	a, _ := enqueue(t, q, event("a", "d1"))
+	wantEvents(t, "watched before the kill", []store.QueuedEvent{receive(t, seen)}, a)
 
 	leader.Kill()
 	b, _ := enqueue(t, q, event("b", "d2"))
+	wantEvents(t, "watched after the kill", []store.QueuedEvent{receive(t, seen)}, b)
+	seen2 := make(chan store.QueuedEvent, 10)
+	if err := q.Watch(wctx, func(ev store.QueuedEvent) { seen2 <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	cc, _ := enqueue(t, q, event("c", "d3"))
+	wantEvents(t, "watch started after the kill", []store.QueuedEvent{receive(t, seen2)}, cc)
 	if nc.ConnectedUrl() == leader.URL() {
 		t.Fatalf("still connected to the killed node %s", leader.URL())
 	}
@@ -237,5 +251,5 @@ func TestQueueClusterNodeKilled(t *testing.T) {
 	if !dup || again.Key != a.Key {
 		t.Fatalf("event a again after the failover: duplicate %v key %d, want true and %d", dup, again.Key, a.Key)
 	}
-	wantEvents(t, "pending after the failover", pending(t, q), a, b)
+	wantEvents(t, "pending after the failover", pending(t, q), a, b, cc)
 }
