@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/writeback"
@@ -41,6 +42,11 @@ func (s *server) changes(c *gin.Context) {
 		c.JSON(http.StatusOK, res)
 	case errors.Is(err, readapi.ErrStale):
 		c.JSON(http.StatusConflict, errBody(err.Error()))
+	case errors.Is(err, ingest.ErrNotOwner):
+		// Several instances on one store: the folder's lease holder
+		// writes it; the lease moves within the lease time if it died.
+		c.Header("Retry-After", "5")
+		c.JSON(http.StatusServiceUnavailable, errBody(err.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		c.JSON(http.StatusNotFound, errBody(err.Error()))
 	case errors.Is(err, writeback.ErrRefused):

@@ -13,6 +13,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	legacy "github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/writeback"
@@ -62,6 +63,7 @@ func TestChangesRoute(t *testing.T) {
 		{"refused", on(fmt.Errorf("x: symlink: %w", writeback.ErrRefused)), body, testWriteToken, 422, "symlink"},
 		{"unknown folder", on(fmt.Errorf("no such folder: %w", store.ErrNotFound)), body, testWriteToken, 404, "no such folder"},
 		{"half way", on(errors.New("b.md: Relay Server down")), body, testWriteToken, 502, "written before the failure: a.md"},
+		{"elsewhere", on(ingest.ErrNotOwner), body, testWriteToken, 503, "another serve instance"},
 	} {
 		hreq := httptest.NewRequest(http.MethodPost, changesPath, strings.NewReader(string(c.body)))
 		hreq.Header.Set("Content-Type", "application/json")
@@ -90,8 +92,8 @@ func TestChangesRoute(t *testing.T) {
 			t.Errorf("%s -> %d: response does not match openapi.yaml: %v", c.name, w.Code, err)
 		}
 	}
-	if len(got) != 5 {
-		t.Fatalf("the hook ran %d times, want 5 (only for authorized, well-formed requests)", len(got))
+	if len(got) != 6 {
+		t.Fatalf("the hook ran %d times, want 6 (only for authorized, well-formed requests)", len(got))
 	}
 	req := got[0]
 	if req.ExpectSeq != 4 || len(req.Changes) != 2 || string(req.Changes[0].Data) != "hello" || !req.Changes[1].Delete {

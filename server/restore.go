@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/writeback"
@@ -60,6 +61,11 @@ func (s *server) restore(c *gin.Context) {
 	case err == nil:
 		s.log.Info("restore", "folder", f.String(), "seq", res.Seq, "dry_run", res.DryRun, "actions", len(res.Actions), "written", len(res.Written))
 		c.JSON(http.StatusOK, res)
+	case errors.Is(err, ingest.ErrNotOwner):
+		// Several instances on one store: the folder's lease holder
+		// writes it; the lease moves within the lease time if it died.
+		c.Header("Retry-After", "5")
+		c.JSON(http.StatusServiceUnavailable, errBody(err.Error()))
 	case errors.Is(err, store.ErrNotFound):
 		c.JSON(http.StatusNotFound, errBody(err.Error()))
 	case errors.Is(err, writeback.ErrRefused):

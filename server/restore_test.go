@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/ingest"
 	"github.com/relay-git-sync/relay-git-sync/internal/readapi"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 	"github.com/relay-git-sync/relay-git-sync/internal/writeback"
@@ -72,6 +73,7 @@ func TestRestoreErrors(t *testing.T) {
 		{fmt.Errorf("snapshot 9: %w", store.ErrNotFound), http.StatusNotFound, "snapshot 9"},
 		{fmt.Errorf("x.md: not in snapshot 3: %w", writeback.ErrRefused), http.StatusUnprocessableEntity, "not in snapshot 3"},
 		{errors.New("b.md: writing its document: Relay Server down"), http.StatusBadGateway, "written before the failure: a.md"},
+		{ingest.ErrNotOwner, http.StatusServiceUnavailable, "another serve instance"},
 	} {
 		env := newEnv(t, func(cfg *Config) {
 			cfg.WriteToken = testWriteToken
