@@ -72,7 +72,12 @@ func leaseKey(f store.FolderID) string { return f.Relay + "." + f.Folder }
 // Hold reports whether this instance holds f's lease, taking it when it
 // is free. False means another instance holds it (or see Leases about a
 // key with this instance's name).
+//
+// It gives up after TTL/3, as a renewal does: a lease taken by a request
+// answered later could be close to expiring already when Hold returns.
 func (l *Leases) Hold(ctx context.Context, f store.FolderID) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+	defer cancel()
 	var lost bool
 	defer func() {
 		if lost {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
@@ -179,4 +181,49 @@ func TestLeaseTakenOverIsLost(t *testing.T) {
 		t.Fatalf("a holds %v after losing its lease", got)
 	}
 	wantHolder(t, a, folderB, "b")
+}
+
+// On a 3-node cluster with the bucket replicated 3 times, leases keep
+// working after the node leading the bucket's stream is killed: a free
+// folder can be taken, a held one is refused, and compare-and-swap
+// renewals go on once a new leader is elected.
+func TestLeaseClusterNodeKilled(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	open := func(instance string) *Leases {
+		_, js := dialJS(t, c.URL())
+		l, err := OpenLeases(ctx, js, instance, 15*time.Second, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	a, b := open("a"), open("b")
+	hold(t, a, folderA, true)
+	info, err := a.kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := info.(*jetstream.KeyValueBucketStatus).StreamInfo().Cluster.Leader
+	for _, nd := range c.Nodes {
+		if nd.Name == leader {
+			nd.Kill()
+		}
+	}
+	// Until a new leader is elected, requests fail; then they work.
+	eventually(t, "b to take a free folder after the kill", func() bool {
+		ok, err := b.Hold(ctx, folderB)
+		return err == nil && ok
+	})
+	hold(t, b, folderA, false)
+	wantHolder(t, b, folderA, "a")
+	if lost := a.renew(ctx); len(lost) != 0 {
+		t.Fatalf("a lost %v renewing after the failover", lost)
+	}
+	hold(t, a, folderA, true)
+	if err := b.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hold(t, a, folderB, true)
 }
