@@ -71,13 +71,13 @@ func leaseKey(f store.FolderID) string { return f.Relay + "." + f.Folder }
 
 // Hold reports whether this instance holds f's lease, taking it when it
 // is free. False means another instance holds it (or see Leases about a
-// key with this instance's name).
+// key with this instance's name). A lease already held is renewed, which
+// proves it is still ours: reads may be served by a lagging replica, a
+// compare-and-swap write is decided by the stream leader.
 //
 // It gives up after TTL/3, as a renewal does: a lease taken by a request
 // answered later could be close to expiring already when Hold returns.
 func (l *Leases) Hold(ctx context.Context, f store.FolderID) (bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, l.ttl/3)
-	defer cancel()
 	var lost bool
 	defer func() {
 		if lost {
@@ -86,19 +86,22 @@ func (l *Leases) Hold(ctx context.Context, f store.FolderID) (bool, error) {
 	}()
 	l.op.Lock()
 	defer l.op.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, l.ttl/3)
+	defer cancel()
 	key := leaseKey(f)
 	if rev, ok := l.revision(f); ok {
-		e, err := l.kv.Get(ctx, key)
+		next, err := l.kv.Update(ctx, key, []byte(l.instance), rev)
 		switch {
-		case err == nil && e.Revision() == rev:
+		case err == nil:
+			l.track(f, next)
 			return true, nil
-		case err == nil || errors.Is(err, jetstream.ErrKeyNotFound):
+		case wrongRevision(err):
 			// Taken over, or expired: either way another instance may
 			// have written meanwhile.
 			l.drop(f)
 			lost = true
 		default:
-			return false, fmt.Errorf("natsstore: checking the lease on folder %s: %w", f, err)
+			return false, fmt.Errorf("natsstore: renewing the lease on folder %s: %w", f, err)
 		}
 	}
 	// Create also succeeds on a key that was deleted (Release) or has
@@ -110,9 +113,7 @@ func (l *Leases) Hold(ctx context.Context, f store.FolderID) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("natsstore: taking the lease on folder %s: %w", f, err)
 	}
-	l.mu.Lock()
-	l.held[f] = rev
-	l.mu.Unlock()
+	l.track(f, rev)
 	return true, nil
 }
 
@@ -131,7 +132,8 @@ func (l *Leases) Held() []store.FolderID {
 }
 
 // Holder returns the name of the instance holding f's lease, or "" when
-// it is free.
+// it is free. On a replicated bucket the answer may come from a replica a
+// moment behind.
 func (l *Leases) Holder(ctx context.Context, f store.FolderID) (string, error) {
 	e, err := l.kv.Get(ctx, leaseKey(f))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -221,6 +223,12 @@ func (l *Leases) revision(f store.FolderID) (uint64, bool) {
 	defer l.mu.Unlock()
 	rev, ok := l.held[f]
 	return rev, ok
+}
+
+func (l *Leases) track(f store.FolderID, rev uint64) {
+	l.mu.Lock()
+	l.held[f] = rev
+	l.mu.Unlock()
 }
 
 func (l *Leases) drop(f store.FolderID) {
