@@ -94,26 +94,22 @@ func (s *Store) uploadBlobs(f store.FolderID, o *op) error {
 			id = base
 		}
 	}
-	var failed error
 	for i, fut := range pending {
+		var err error
 		select {
 		case <-fut.Ok():
-		case err := <-fut.Err():
-			s.uploaded.Delete(sent[i])
-			failed = cmpErr(failed, fmt.Errorf("natsstore: uploading blob %s: %w", sent[i], err))
+			continue
+		case err = <-fut.Err():
 		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		// Sent again one by one, waiting out a leader election.
+		if _, err = s.publish(ctx, fut.Msg()); err != nil {
 			s.uploaded.Delete(sent[i])
-			failed = cmpErr(failed, fmt.Errorf("natsstore: uploading blob %s: %w", sent[i], ctx.Err()))
+			return fmt.Errorf("natsstore: uploading blob %s: %w", sent[i], err)
 		}
 	}
-	return failed
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
+	return nil
 }
 
 // uploadContent uploads a large blob's content to the object store.

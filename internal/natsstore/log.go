@@ -111,57 +111,151 @@ func (s *Store) subjLock(subj string) *sync.Mutex {
 	return m
 }
 
-// follow starts applying RGS_LOG from its start, in order, to the replica.
+// follow starts applying RGS_LOG, in order, to the replica: the log as
+// it is now through an ordered consumer (fast: the server streams it),
+// then, from where that ends, each new write read by sequence from the
+// stream leader, woken by the headers the stream republishes on
+// rgs.logged.> and by a poll that catches wake-ups lost in a reconnect.
+// The tail uses no consumer because on nats-server 2.9 a new consumer may
+// be placed on a node that just died, and making it then hangs until the
+// cluster notices; a replay that fails that way carries on the same way.
+// Following never gives up while the store is open.
 func (s *Store) follow(ctx context.Context) error {
-	cons, err := s.js.OrderedConsumer(ctx, logStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return fmt.Errorf("natsstore: following %s: %w", logStream, err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		return fmt.Errorf("natsstore: following %s: %w", logStream, err)
-	}
 	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopFollow = func() { cancel(); it.Stop() }
+	wake := make(chan struct{}, 1)
+	sub, err := s.nc.Subscribe(loggedSubjects, func(*nats.Msg) {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		cancel()
+		return fmt.Errorf("natsstore: following %s: %w", logStream, err)
+	}
+	info, err := s.logs.Info(ctx)
+	if err != nil {
+		cancel()
+		sub.Unsubscribe()
+		return fmt.Errorf("natsstore: following %s: %w", logStream, err)
+	}
+	s.stopFollow = cancel
 	s.followDone = make(chan struct{})
 	go func() {
 		defer close(s.followDone)
+		defer sub.Unsubscribe()
+		if err := s.replay(fctx, info.State.LastSeq); err != nil && fctx.Err() == nil {
+			s.log.Warn("replaying the store log through a consumer failed; reading it write by write", "err", err)
+		}
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
 		for {
-			msg, err := it.Next()
-			if err != nil {
-				if fctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-					s.log.Error("following the store log stopped", "err", err)
-				}
+			s.tail(fctx)
+			select {
+			case <-fctx.Done():
 				return
+			case <-wake:
+			case <-tick.C:
 			}
-			md, err := msg.Metadata()
-			if err != nil {
-				s.log.Error("store log message without metadata", "err", err)
-				continue
-			}
-			// A write that cannot be applied now (its blobs are
-			// unreachable) is retried: skipping it would leave this
-			// replica behind the others for good.
-			for attempt := 0; ; attempt++ {
-				err := s.applyMsg(fctx, msg.Subject(), md.Sequence.Stream, msg.Headers(), msg.Data())
-				var refused *refusedError
-				if errors.As(err, &refused) {
-					s.log.Debug("a write every replica refuses", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
-					break
-				}
-				if err == nil || fctx.Err() != nil {
-					break
-				}
-				s.log.Error("applying a store write to the local replica; retrying", "subject", msg.Subject(), "seq", md.Sequence.Stream, "err", err)
-				select {
-				case <-fctx.Done():
-				case <-time.After(min(time.Second<<min(attempt, 5), 30*time.Second)):
-				}
-			}
-			s.advance(md.Sequence.Stream)
 		}
 	}()
 	return nil
+}
+
+// replay applies the log up to last through an ordered consumer.
+func (s *Store) replay(ctx context.Context, last uint64) error {
+	if last == 0 {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+	cons, err := s.js.OrderedConsumer(cctx, logStream, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	cancel()
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	defer close(done)
+	go func() { // Next does not watch ctx
+		select {
+		case <-ctx.Done():
+		case <-done:
+		}
+		it.Stop()
+	}()
+	for s.position() < last {
+		msg, err := it.Next()
+		if err != nil {
+			return err
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return err
+		}
+		if err := s.applyFollowed(ctx, msg.Subject(), md.Sequence.Stream, msg.Headers(), msg.Data()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tail applies every write after the replica's position, reading each
+// from the stream leader, until there is none or a read fails (the next
+// wake-up or poll tries again).
+func (s *Store) tail(ctx context.Context) {
+	for ctx.Err() == nil {
+		rctx, cancel := context.WithTimeout(ctx, defaultTimeout)
+		m, err := s.logs.GetMsg(rctx, s.position()+1, jetstream.WithGetMsgSubject(logSubjects))
+		cancel()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgNotFound) && ctx.Err() == nil {
+				s.log.Debug("reading the store log", "err", err)
+			}
+			return
+		}
+		if s.applyFollowed(ctx, m.Subject, m.Sequence, m.Header, m.Data) != nil {
+			return
+		}
+	}
+}
+
+// applyFollowed applies a write the follower read and moves the
+// replica's position past it. A write that cannot be applied now (its
+// blobs are unreachable) is retried until it is, or ctx ends: skipping it
+// would leave this replica behind the others for good.
+func (s *Store) applyFollowed(ctx context.Context, subj string, seq uint64, hdr nats.Header, data []byte) error {
+	for attempt := 0; ; attempt++ {
+		err := s.applyMsg(ctx, subj, seq, hdr, data)
+		var refused *refusedError
+		if errors.As(err, &refused) {
+			s.log.Debug("a write every replica refuses", "subject", subj, "seq", seq, "err", err)
+			break
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.log.Error("applying a store write to the local replica; retrying", "subject", subj, "seq", seq, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(min(time.Second<<min(attempt, 5), 30*time.Second)):
+		}
+	}
+	s.advance(seq)
+	return nil
+}
+
+// position is the stream sequence the replica has applied up to.
+func (s *Store) position() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pos
 }
 
 // advance records that the follower applied everything up to seq.
@@ -401,8 +495,12 @@ func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
 	s.mu.Lock()
 	last := s.applied[subj]
 	s.mu.Unlock()
+	// The message id makes a retry after a lost acknowledgement a
+	// duplicate (answered with the first's sequence) rather than a
+	// conflict with itself.
+	hdr.Set(jetstream.MsgIDHeader, nats.NewInbox()[len(nats.InboxPrefix):])
 	msg := &nats.Msg{Subject: subj, Header: hdr, Data: data}
-	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
+	ack, err := s.publish(ctx, msg, jetstream.WithExpectLastSequencePerSubject(last))
 	// The lock is held until the write is applied: the next writer of
 	// the subject expects it as the last.
 	defer lk.Unlock()
@@ -571,4 +669,20 @@ func (s *Store) SetHistoryConfig(cfg []byte) error {
 		return fmt.Errorf("natsstore: another instance changed the history settings at the same time: %w", err)
 	}
 	return err
+}
+
+// publish publishes msg, trying again while the cluster cannot answer (a
+// leader being elected after a node died), until ctx ends.
+func (s *Store) publish(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	for {
+		ack, err := s.js.PublishMsg(ctx, msg, opts...)
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

@@ -98,6 +98,7 @@ var _ store.Backend = (*Store)(nil)
 const (
 	logStream      = "RGS_LOG"
 	logSubjects    = "rgs.log.>"
+	loggedSubjects = "rgs.logged.>" // headers of each stored write (RePublish)
 	settingsSubj   = "rgs.log._settings"
 	blobBucket     = "rgs_blobs"
 	blobStream     = "RGS_BLOBS"
@@ -129,6 +130,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if s.logs, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name: logStream, Subjects: []string{logSubjects}, Storage: jetstream.FileStorage,
 		Replicas: o.Replicas, Discard: jetstream.DiscardNew,
+		RePublish: &jetstream.RePublish{Source: logSubjects, Destination: loggedSubjects, HeadersOnly: true},
 	}); err != nil {
 		return nil, err
 	}

@@ -212,3 +212,44 @@ func TestHoldTravelsWithTheWrite(t *testing.T) {
 		}
 	}
 }
+
+// On a three-node cluster with replicas 3, a replica keeps following when
+// the node it is connected to is killed: writes made meanwhile by an
+// instance on another node reach it, and it writes on after a CatchUp.
+func TestFollowerSurvivesNodeKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-node cluster (skipped with -short)")
+	}
+	c := natstest.StartCluster(t, 3)
+	a := open(t, c.Nodes[1].URL(), Options{})
+	b := open(t, c.Nodes[0].URL(), Options{})
+	if a.Replicas() != 3 {
+		t.Fatalf("replicas = %d on a three-node cluster, want 3", a.Replicas())
+	}
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	for i := range 3 {
+		snap(t, a, t0.Add(time.Duration(i)*time.Second), map[string]string{"a.md": fmt.Sprint("v", i)})
+	}
+	c.Nodes[0].Kill()
+	for i := 3; i < 6; i++ {
+		snap(t, a, t0.Add(time.Duration(i)*time.Second), map[string]string{"a.md": fmt.Sprint("v", i), "b.md": "new"})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.CatchUp(ctx, testFolder); err != nil {
+		t.Fatal(err)
+	}
+	if head, _, _ := b.Head(testFolder); head != 6 {
+		t.Fatalf("b's replica after the kill: head %d, want 6", head)
+	}
+	if seq := snap(t, b, t0.Add(time.Minute), map[string]string{"c.md": "from b"}); seq != 7 {
+		t.Fatalf("b's write after the kill got %d, want 7", seq)
+	}
+	c.Nodes[0].Restart(t)
+	if err := a.CatchUp(ctx, testFolder); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := a.Latest(testFolder); err != nil || l.Seq != 7 || len(l.Files) != 1 {
+		t.Fatalf("a after b's write: %+v, %v", l, err)
+	}
+}
