@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/nats-io/nats.go"
 	"github.com/go-git/go-git/v5/storage/memory"
+	"github.com/nats-io/nats.go"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/history"
 	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
