@@ -79,3 +79,76 @@ func TestServeClusterTwoInstances(t *testing.T) {
 		t.Fatalf("after the holder stopped: snapshot %d at %v, want %d at %v", s.Seq, s.Time, last+1, at)
 	}
 }
+
+// The folders spread over the instances: one that started alone and took
+// every folder gives up those over its share once a second instance runs,
+// and the second takes them as their events come.
+func TestServeClusterSharesFolders(t *testing.T) {
+	nats := natstest.Start(t)
+	srv := relaytest.NewServer(relaytest.Options{APIKey: fakeRelayKey})
+	t.Cleanup(srv.Close)
+	relayID := srv.NewRelay()
+	var folders []*relaytest.Folder
+	var notes []string
+	for i := range 4 {
+		f := srv.NewFolder(relayID)
+		doc, err := f.AddMarkdown("/n.md", fmt.Sprintf("# %d\n", i))
+		must(t, err)
+		folders = append(folders, f)
+		notes = append(notes, relay.CompoundID(relayID, doc))
+	}
+	secret := newSharedSecret(t)
+	start := func(name string) *serveProc {
+		dir := t.TempDir()
+		writeConnectors(t, dir, folders...)
+		return startServe(t, serveConfig{relay: srv, apiKey: fakeRelayKey, dataDir: dir, secret: secret,
+			store: nats.URL(), instance: name, leaseTTL: time.Second})
+	}
+	leases := func(p *serveProc) int {
+		var h struct {
+			Cluster struct{ Leases int } `json:"cluster"`
+		}
+		if err := p.getJSON("/health", &h); err != nil {
+			return -1
+		}
+		return h.Cluster.Leases
+	}
+	a := start("a")
+	for _, f := range folders {
+		a.waitSnapshot(f, 0, 20*time.Second, nil)
+	}
+	if n := leases(a); n != 4 {
+		t.Fatalf("a alone holds %d folders, want 4", n)
+	}
+	b := start("b")
+	base := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	for i := 0; ; i++ {
+		if leases(a) == 2 && leases(b) == 2 {
+			break
+		}
+		if i == 60 {
+			t.Fatalf("the folders did not spread: a holds %d, b %d", leases(a), leases(b))
+		}
+		for j, f := range folders {
+			must(t, f.EditMarkdown("/n.md", fmt.Sprintf("# %d\nround %d\n", j, i)))
+			send(t, srv, []*serveProc{a, b}[(i+j)%2].webhookURL(), secret, relaytest.Webhook{DocID: notes[j], Time: base.Add(time.Duration(i) * time.Second), User: "u"}, http.StatusOK)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	// No round was snapshotted twice: the times of the snapshots that
+	// webhooks dated (an hour ago; reconciles date theirs now) only grow.
+	for _, f := range folders {
+		snaps, err := a.snapshots(f)
+		must(t, err)
+		var last time.Time
+		for _, sn := range snaps {
+			if sn.Time.After(base.Add(30 * time.Minute)) {
+				continue
+			}
+			if !sn.Time.After(last) {
+				t.Errorf("folder %s: snapshot %d at %v, after one at %v", f.ID(), sn.Seq, sn.Time, last)
+			}
+			last = sn.Time
+		}
+	}
+}

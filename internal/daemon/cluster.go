@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/mirror"
 	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
@@ -15,21 +16,29 @@ import (
 // the lease of each folder it syncs and pushes. Any instance accepts any
 // webhook (the queue is shared); only a folder's lease holder acts on it.
 type cluster struct {
-	st       *natsstore.Store
-	leases   *natsstore.Leases
-	instance string
-	mirrors  *mirror.Manager
-	metrics  *server.Metrics
-	log      *slog.Logger
+	st        *natsstore.Store
+	leases    *natsstore.Leases
+	instances *natsstore.Instances
+	ttl       time.Duration
+	instance  string
+	mirrors   *mirror.Manager
+	metrics   *server.Metrics
+	log       *slog.Logger
 
 	mu   sync.Mutex
 	held map[store.FolderID]bool // leases this instance has caught up on
+	// share is the most folders this instance takes: the folders over
+	// the live instances, rounded up (0 until first counted: no limit).
+	share int
 }
 
 func newCluster(ctx context.Context, c Config, ns *natsstore.Store, metrics *server.Metrics) (*cluster, error) {
-	cl := &cluster{st: ns, instance: c.instanceName(), metrics: metrics, log: c.Logger, held: map[store.FolderID]bool{}}
+	cl := &cluster{st: ns, instance: c.instanceName(), ttl: c.LeaseTTL, metrics: metrics, log: c.Logger, held: map[store.FolderID]bool{}}
 	l, err := natsstore.OpenLeases(ctx, ns.JetStream(), cl.instance, c.LeaseTTL, ns.Replicas())
 	if err != nil {
+		return nil, err
+	}
+	if cl.instances, err = natsstore.OpenInstances(ctx, ns.JetStream(), cl.instance, c.LeaseTTL, ns.Replicas()); err != nil {
 		return nil, err
 	}
 	l.OnLost = cl.lost
@@ -41,6 +50,12 @@ func newCluster(ctx context.Context, c Config, ns *natsstore.Store, metrics *ser
 // when it is free. A lease just taken is caught up on first: the replica
 // applies every write of f the log has, and the folder's pushes resume.
 func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
+	cl.mu.Lock()
+	full := !cl.held[f] && cl.share > 0 && len(cl.held) >= cl.share
+	cl.mu.Unlock()
+	if full {
+		return false // an instance with room takes it: every one sees the same events
+	}
 	ok, err := cl.leases.Hold(ctx, f)
 	if err != nil {
 		cl.log.Warn("taking a folder lease", "folder", f.String(), "err", err)
@@ -72,6 +87,61 @@ func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
 	return true
 }
 
+// run renews the leases, announces this instance, and gives up a lease
+// while it holds more than its share (another instance joined), until
+// ctx ends.
+func (cl *cluster) run(ctx context.Context) {
+	go cl.leases.Run(ctx)
+	t := time.NewTicker(cl.ttl / 3)
+	defer t.Stop()
+	for {
+		cl.balance(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// balance counts the live instances and the folders, and releases one
+// lease over this instance's share (one per round, so the folders move
+// gradually and the others take them as their events come).
+func (cl *cluster) balance(ctx context.Context) {
+	n, err := cl.instances.Beat(ctx)
+	if err != nil {
+		cl.log.Warn("counting serve instances", "err", err)
+		return
+	}
+	folders, err := cl.st.Folders()
+	if err != nil {
+		return
+	}
+	share := (len(folders) + n - 1) / n
+	cl.mu.Lock()
+	cl.share = share
+	var give store.FolderID
+	if len(cl.held) > share {
+		for f := range cl.held {
+			give = f
+			break
+		}
+		delete(cl.held, give)
+	}
+	n = len(cl.held)
+	cl.mu.Unlock()
+	if give == (store.FolderID{}) {
+		return
+	}
+	if err := cl.leases.ReleaseOne(ctx, give); err != nil {
+		cl.log.Warn("giving up a folder lease", "folder", give.String(), "err", err)
+		return
+	}
+	cl.log.Info("folder lease given up: another instance takes it", "folder", give.String(), "share", share)
+	cl.metrics.LeasesHeld.Set(float64(n))
+	cl.metrics.LeaseChanges.WithLabelValues("released").Inc()
+}
+
 // lost is told of a lease whose renewal failed: another instance has the
 // folder now (this one stalled past the lease time, or lost the cluster).
 func (cl *cluster) lost(f store.FolderID) {
@@ -94,6 +164,9 @@ func (cl *cluster) status() server.ClusterStatus {
 // release gives the leases up at a graceful stop, so other instances take
 // the folders at once rather than after the lease time.
 func (cl *cluster) release(ctx context.Context) {
+	if err := cl.instances.Leave(ctx); err != nil {
+		cl.log.Warn("leaving the instance set", "err", err)
+	}
 	if err := cl.leases.Release(ctx); err != nil {
 		cl.log.Warn("releasing folder leases", "err", err)
 		return

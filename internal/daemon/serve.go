@@ -236,7 +236,7 @@ func Serve(ctx context.Context, cfg ServeConfig) error {
 	schedDone := make(chan error, 1)
 	go func() { schedDone <- sched.Run(schedCtx) }()
 	if cl != nil {
-		go cl.leases.Run(schedCtx)
+		go cl.run(schedCtx)
 		if err := cl.st.WatchEvents(schedCtx, sched.Notify); err != nil {
 			stopSched()
 			return err

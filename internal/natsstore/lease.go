@@ -210,6 +210,23 @@ func (l *Leases) Release(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ReleaseOne gives up folder f's lease (an instance holding more than
+// its share), unless it was taken over meanwhile.
+func (l *Leases) ReleaseOne(ctx context.Context, f store.FolderID) error {
+	l.op.Lock()
+	defer l.op.Unlock()
+	rev, ok := l.revision(f)
+	if !ok {
+		return nil
+	}
+	l.drop(f)
+	err := l.kv.Delete(ctx, leaseKey(f), jetstream.LastRevision(rev))
+	if err != nil && !wrongRevision(err) {
+		return fmt.Errorf("natsstore: releasing the lease on folder %s: %w", f, err)
+	}
+	return nil
+}
+
 // wrongRevision reports whether err is a failed compare-and-swap (servers
 // before 2.10 and R1 streams say 10071, others 10164).
 func wrongRevision(err error) bool {
