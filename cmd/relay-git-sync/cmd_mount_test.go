@@ -11,8 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/internal/storecopy"
 	"github.com/relay-git-sync/relay-git-sync/internal/testreq"
 	"github.com/relay-git-sync/relay-git-sync/server"
 )
@@ -204,6 +209,24 @@ func TestMountCommand(t *testing.T) {
 		mnt := t.TempDir()
 		stop, stderr := runMount(t, map[string]string{envReadURL: url, envReadToken: mountTestToken}, mnt, "mount", mountTestFolder, mnt)
 		if !strings.Contains(stderr.String(), "from "+url) {
+			t.Errorf("stderr:\n%s", stderr.String())
+		}
+		check(t, mnt, stop, stderr)
+	})
+
+	t.Run("nats store", func(t *testing.T) {
+		url := natstest.Start(t).URL()
+		nc, err := nats.Connect(url)
+		must(t, err)
+		defer nc.Close()
+		ns, err := natsstore.Open(context.Background(), nc, natsstore.Options{})
+		must(t, err)
+		_, err = storecopy.Copy(context.Background(), st, ns, nil)
+		must(t, err)
+		must(t, ns.Close())
+		mnt := t.TempDir()
+		stop, stderr := runMount(t, map[string]string{envStore: url}, mnt, "mount", "--time-template", "2006-01-02T15:04:05Z07:00", mountTestFolder, mnt)
+		if !strings.Contains(stderr.String(), "the NATS store at "+url) {
 			t.Errorf("stderr:\n%s", stderr.String())
 		}
 		check(t, mnt, stop, stderr)
