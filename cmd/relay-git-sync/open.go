@@ -31,6 +31,9 @@ var errNoStore = errors.New("no snapshot store")
 // snapshot store: a mistyped --data-dir must not get an empty one. hint
 // says what else the user could do.
 func (o *globalOptions) checkStore(hint string) error {
+	if o.Store != "" {
+		return nil // a NATS store: opening it says whether it holds one
+	}
 	db := filepath.Join(o.DataDir, storeDirName)
 	// Badger's MANIFEST is the first file it writes: a db/ without one is
 	// not a store (and opening it would make one).

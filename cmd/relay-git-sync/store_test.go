@@ -12,7 +12,7 @@ import (
 )
 
 // A data dir copied to a NATS cluster (store copy) reads the same through
-// every reader given --store (snapshots, export, check), and copied back
+// every reader given --store (snapshots, export, check, backup), and copied back
 // to a data dir clones with the same commit ids. Mistakes are refused
 // before anything is written.
 func TestStoreCopyAndReadersOnNATS(t *testing.T) {
@@ -89,5 +89,14 @@ func TestStoreCopyAndReadersOnNATS(t *testing.T) {
 	got := bt.commits(nil, "relay::"+back+"/"+folderArg)
 	if !slices.Equal(got, want) || len(want) != 2 {
 		t.Errorf("commits after the round trip %v, want %v", got, want)
+	}
+
+	// A backup of the cluster restores into a data dir with the same ids.
+	backup := filepath.Join(t.TempDir(), "nats.backup")
+	bt.ok(nil, "relay-git-sync", "--store", url, "backup", "--output", backup)
+	restored := filepath.Join(t.TempDir(), "restored")
+	bt.ok(nil, "relay-git-sync", "--data-dir", restored, "restore-backup", backup)
+	if got := bt.commits(nil, "relay::"+restored+"/"+folderArg); !slices.Equal(got, want) {
+		t.Errorf("commits of the cluster's backup %v, want %v", got, want)
 	}
 }
