@@ -16,7 +16,7 @@ import (
 )
 
 // dataDir makes a data dir whose store fill wrote.
-func dataDir(t *testing.T, fill func(*store.Store)) string {
+func dataDir(t *testing.T, fill func(store.Backend)) string {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, source.StoreDirName), store.Options{})
@@ -31,7 +31,7 @@ func dataDir(t *testing.T, fill func(*store.Store)) string {
 }
 
 func TestReadDataDirSource(t *testing.T) {
-	sourcetest.Run(t, func(t *testing.T, fill func(*store.Store)) source.Source {
+	sourcetest.Run(t, func(t *testing.T, fill func(store.Backend)) source.Source {
 		src, err := source.ReadDataDir(dataDir(t, fill))
 		if err != nil {
 			t.Fatal(err)
@@ -43,7 +43,7 @@ func TestReadDataDirSource(t *testing.T) {
 // TestReadDataDirSharing: readers share a data dir, never with a writer,
 // and cannot write through Store.
 func TestReadDataDirSharing(t *testing.T) {
-	dir := dataDir(t, func(*store.Store) {})
+	dir := dataDir(t, func(store.Backend) {})
 	a, err := source.ReadDataDir(dir)
 	if err != nil {
 		t.Fatal(err)

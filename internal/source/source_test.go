@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
 	"github.com/relay-git-sync/relay-git-sync/internal/source"
 	"github.com/relay-git-sync/relay-git-sync/internal/source/sourcetest"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -18,7 +22,7 @@ import (
 const testToken = "s3cret-token"
 
 // memStore is a filled in-memory store, closed with t.
-func memStore(t *testing.T, fill func(*store.Store)) *store.Store {
+func memStore(t *testing.T, fill func(store.Backend)) *store.Store {
 	t.Helper()
 	st, err := store.Open("", store.Options{InMemory: true})
 	if err != nil {
@@ -30,13 +34,35 @@ func memStore(t *testing.T, fill func(*store.Store)) *store.Store {
 }
 
 func TestStoreSource(t *testing.T) {
-	sourcetest.Run(t, func(t *testing.T, fill func(*store.Store)) source.Source {
+	sourcetest.Run(t, func(t *testing.T, fill func(store.Backend)) source.Source {
 		return source.FromStore(memStore(t, fill))
 	})
 }
 
+// The readers' suite over a NATS JetStream store: filled through one
+// instance, read through another's replica.
+func TestNATSStoreSource(t *testing.T) {
+	sourcetest.Run(t, func(t *testing.T, fill func(store.Backend)) source.Source {
+		url := natstest.Start(t).URL()
+		open := func() *natsstore.Store {
+			nc, err := nats.Connect(url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ns, err := natsstore.Open(context.Background(), nc, natsstore.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ns.Close(); nc.Close() })
+			return ns
+		}
+		fill(open())
+		return source.FromStore(open())
+	})
+}
+
 func TestDataDirSource(t *testing.T) {
-	sourcetest.Run(t, func(t *testing.T, fill func(*store.Store)) source.Source {
+	sourcetest.Run(t, func(t *testing.T, fill func(store.Backend)) source.Source {
 		dir := t.TempDir()
 		st, err := store.Open(filepath.Join(dir, source.StoreDirName), store.Options{})
 		if err != nil {
@@ -77,7 +103,7 @@ func serveAPI(t *testing.T, st *store.Store, prefix string) string {
 func TestHTTPSource(t *testing.T) {
 	for name, prefix := range map[string]string{"root": "", "prefix": "/relay-git"} {
 		t.Run(name, func(t *testing.T) {
-			sourcetest.Run(t, func(t *testing.T, fill func(*store.Store)) source.Source {
+			sourcetest.Run(t, func(t *testing.T, fill func(store.Backend)) source.Source {
 				src, err := source.NewHTTP(serveAPI(t, memStore(t, fill), prefix)+"/", testToken)
 				if err != nil {
 					t.Fatal(err)
@@ -111,7 +137,7 @@ func TestDataDirErrors(t *testing.T) {
 }
 
 func TestHTTPErrors(t *testing.T) {
-	url := serveAPI(t, memStore(t, func(*store.Store) {}), "")
+	url := serveAPI(t, memStore(t, func(store.Backend) {}), "")
 	for _, tok := range []string{"", "wrong"} {
 		src, err := source.NewHTTP(url, tok)
 		if err != nil {

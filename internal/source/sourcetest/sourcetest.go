@@ -25,7 +25,7 @@ import (
 // Open returns a Source over a store that fill has written (fill gets an
 // open, empty store; the implementation may close and reopen it after).
 // The Source is closed by Run; everything else open cleans up with t.
-type Open func(t *testing.T, fill func(*store.Store)) source.Source
+type Open func(t *testing.T, fill func(store.Backend)) source.Source
 
 // The folders of the fixture.
 var (
@@ -61,7 +61,7 @@ type step struct {
 	origin  store.Origin
 }
 
-func newFixture() (*fixture, func(*store.Store)) {
+func newFixture() (*fixture, func(store.Backend)) {
 	fx := &fixture{snaps: map[store.FolderID][]*store.Snapshot{}, blobs: map[store.BlobID][]byte{}}
 	rnd := rand.New(rand.NewPCG(1, 2))
 	big := make([]byte, 200<<10)
@@ -90,7 +90,7 @@ func newFixture() (*fixture, func(*store.Store)) {
 		{users: []string{"u3"}},
 	}
 	t0 := time.Date(2026, 1, 31, 18, 0, 0, 123456789, time.UTC)
-	fill := func(st *store.Store) {
+	fill := func(st store.Backend) {
 		must := func(err error) {
 			if err != nil {
 				panic(fmt.Sprintf("sourcetest: filling the store: %v", err))
@@ -171,7 +171,7 @@ func Run(t *testing.T, open Open) {
 		t.Run(c.name, func(t *testing.T) { c.run(t, src, fx) })
 	}
 	t.Run("EmptyStore", func(t *testing.T) {
-		src := open(t, func(*store.Store) {})
+		src := open(t, func(store.Backend) {})
 		defer src.Close()
 		ctx := context.Background()
 		if list, err := src.Folders(ctx); err != nil || len(list) != 0 {
