@@ -16,7 +16,7 @@ BENCHTIME ?= 1s
 ORACLE_DIR   = tools/yjsoracle
 ORACLE_STAMP = $(if $(wildcard $(ORACLE_DIR)/package-lock.json),$(ORACLE_DIR)/node_modules/.package-lock.json)
 
-.PHONY: all build install test lint fuzz bench-yjs bench-webhooks crash-test clean docs release
+.PHONY: all build install test lint fuzz bench-yjs bench-webhooks bench-cluster crash-test clean docs release
 
 all: build
 
@@ -51,6 +51,13 @@ bench-yjs: $(ORACLE_STAMP)
 BENCH_WEBHOOKS_FLAGS ?=
 bench-webhooks: build
 	$(GO) run $(GOFLAGS_T) ./bench/webhookload -bin bin/relay-git-sync $(BENCH_WEBHOOKS_FLAGS)
+
+# The same against serve on a 3-node NATS JetStream cluster (nats-server
+# needed) with 1, 2 and 3 instances, and the failover time of a folder whose
+# lease holder is killed. See bench/README.md.
+BENCH_CLUSTER_FLAGS ?=
+bench-cluster: build
+	$(GO) run $(GOFLAGS_T) ./bench/webhookload -bin bin/relay-git-sync -cluster 1,2,3 $(BENCH_CLUSTER_FLAGS)
 
 # The crash test with more SIGKILLs than the default run of `make test`
 # (CRASH_SEED repeats the kill times of an earlier run).

@@ -25,11 +25,21 @@
 //	    scheduled time (so a stall counts for every request it delays),
 //	    at most -max-inflight in flight: p50, p99, max.
 //
+// With -cluster (e.g. 1,2,3) it also measures serve on a NATS JetStream
+// cluster (-nats-nodes nats-server processes on loopback, replicas
+// min(nodes, 3); a fresh cluster for each phase) with that many instances
+// sharing it, each request sent to the next instance in turn; serve on
+// Badger is then the reference of the ratios. Then it times failovers
+// (-failovers): of two instances, the folder's lease holder is killed with
+// SIGKILL while edits keep coming to the other, until the other's read API
+// shows a snapshot of an edit made after the kill (cluster.go).
+//
 // Everything is bounded: at most -max-requests requests per phase. After
-// each phase, serve's own count of accepted webhooks must equal the 2xx
-// answers the senders saw. On Linux it also reports each server process's
-// CPU time per acknowledged webhook (from /proc/PID/stat), the steadiest
-// figure on a machine shared with other work.
+// each phase, serve's own count of accepted webhooks (summed over the
+// instances) must equal the 2xx answers the senders saw. On Linux it also
+// reports each server's CPU time per acknowledged webhook (from
+// /proc/PID/stat; serve's instances and the nats-server nodes together),
+// the steadiest figure on a machine shared with other work.
 package main
 
 import (
@@ -42,6 +52,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/http"
@@ -77,6 +88,13 @@ var (
 	keep         = flag.Bool("keep", false, "keep the data dir and serve's log")
 	serveArgs    = flag.String("serve-args", "", "extra arguments for serve, space-separated (e.g. \"--commit-interval 10 --max-delay 2m\")")
 	sameServe    = flag.Bool("same-serve", false, "run both phases against one serve (the latency phase then starts with the throughput phase's backlog)")
+	drainWait    = flag.Duration("drain", 0, "after each phase, wait up to this long for serve to handle every queued webhook, and report how long it took")
+	cluster      = flag.String("cluster", "", "also measure serve on a NATS JetStream cluster with these numbers of instances, comma-separated (e.g. 1,2,3); serve on Badger is then the reference")
+	natsNodes    = flag.Int("nats-nodes", 3, "with -cluster: nodes of the NATS cluster (streams get min(nodes, 3) replicas)")
+	natsServer   = flag.String("nats-server", "", "with -cluster: the nats-server binary (default: nats-server in PATH, else /usr/sbin/nats-server)")
+	leaseTTL     = flag.Duration("lease-ttl", 2*time.Second, "with -cluster: serve's --lease-ttl")
+	failovers    = flag.Int("failovers", 3, "with -cluster: times the folder's lease holder (of 2 instances) is killed and the handover timed")
+	editEvery    = flag.Duration("failover-every", 500*time.Millisecond, "with -cluster: an edit and its webhook this often during the failover runs")
 	noopServer   = flag.Bool("noop-server", false, "internal: run the no-op gin handler on 127.0.0.1:0 and print its address")
 )
 
@@ -109,12 +127,38 @@ func runNoop() {
 	log.Fatal(srv.Serve(ln))
 }
 
+// target is where a system under test takes webhooks: each request goes
+// to the next of its instances' URLs in turn.
 type target struct {
 	name string
-	url  string // .../webhooks
+	urls []string // http://127.0.0.1:PORT/webhooks of each instance
+	next atomic.Uint64
+}
+
+func (t *target) url() string { return t.urls[(t.next.Add(1)-1)%uint64(len(t.urls))] }
+
+// system is one server setup measured: the no-op handler, serve on Badger,
+// serve instances on a NATS cluster. start brings up a fresh one in dir.
+type system struct {
+	name  string
+	start func(dir string) (*deployment, error)
+}
+
+// deployment is a started system.
+type deployment struct {
+	target *target
+	serves []*serveProc // whose accepted webhooks are checked; none for the no-op
+	pids   []int        // processes whose CPU time counts: serves, and nats-server nodes
+	store  []int        // of pids, the nats-server nodes
+	acked  int64        // 2xx answers seen, to check against serve's metrics
+	// backlog, when set, counts the events still queued (not yet
+	// handled and acknowledged by serve).
+	backlog func() (int, error)
+	stop    func()
 }
 
 func run() error {
+	loadStart := loadavg()
 	tmp, cleanup, err := benchproc.Workdir("webhookload", *keep)
 	if err != nil {
 		return err
@@ -123,6 +167,16 @@ func run() error {
 	bin, err := benchproc.Binary(*binFlag, tmp)
 	if err != nil {
 		return err
+	}
+	instances, err := parseCluster(*cluster)
+	if err != nil {
+		return err
+	}
+	natsBin := ""
+	if len(instances) > 0 {
+		if natsBin, err = findNATSServer(*natsServer); err != nil {
+			return err
+		}
 	}
 
 	// The fake Relay Server and the followed folder.
@@ -133,12 +187,13 @@ func run() error {
 	followed := srv.NewFolder(relayID)
 	var docs []string
 	for i := range *notes {
-		id, err := followed.AddMarkdown(fmt.Sprintf("/bench/note-%02d.md", i), fmt.Sprintf("# note %d\n", i))
+		id, err := followed.AddMarkdown(notePath(i), fmt.Sprintf("# note %d\n", i))
 		if err != nil {
 			return err
 		}
 		docs = append(docs, relay.CompoundID(relayID, id))
 	}
+	note0 := docs[0] // the note the failover runs edit
 	if *unknownDocs {
 		other := srv.NewFolder(relayID)
 		docs = docs[:0]
@@ -154,7 +209,7 @@ func run() error {
 	conn := fmt.Sprintf("[[git_connector]]\nshared_folder_id = %q\nrelay_id = %q\nurl = \"git@git.example.invalid:bench.git\"\n", followed.ID(), relayID)
 	env := append(os.Environ(), "RELAY_SERVER_URL="+srv.URL(), "RELAY_SERVER_API_KEY="+relayKey, "WEBHOOK_SECRET="+secret)
 
-	// The no-op handler.
+	// The no-op handler, one process for the whole run.
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -173,7 +228,8 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("no-op server: %w", err)
 	}
-	noopTarget := target{"no-op gin", "http://" + strings.TrimSpace(noopAddr) + "/webhooks"}
+	noopDep := &deployment{target: &target{name: "no-op gin", urls: []string{"http://" + strings.TrimSpace(noopAddr) + "/webhooks"}},
+		pids: []int{noop.Process.Pid}, stop: func() {}}
 
 	gen := &generator{secret: secret, docs: docs, hc: &http.Client{
 		Timeout: 10 * time.Second,
@@ -187,98 +243,206 @@ func run() error {
 		mode = "Standard Webhooks (whsec_ HMAC)"
 	}
 	log.Printf("auth: %s; docs: %s; no-op on %s", mode,
-		map[bool]string{false: "a followed folder's notes", true: "an unfollowed folder's notes"}[*unknownDocs], noopTarget.url)
+		map[bool]string{false: "a followed folder's notes", true: "an unfollowed folder's notes"}[*unknownDocs], noopDep.target.urls[0])
 
-	// phase runs one measurement against the no-op handler and a serve
-	// (a fresh one on a new data dir, unless -same-serve), after a second
-	// of warm-up for both, and checks serve's count of accepted webhooks.
-	var sp *serveProc
+	// The systems, in the order they are measured; ref is the one the
+	// others are compared with.
+	badger := "serve"
+	if len(instances) > 0 {
+		badger = "serve, Badger"
+	}
+	systems := []system{
+		{"no-op gin", func(string) (*deployment, error) { return noopDep, nil }},
+		{badger, func(dir string) (*deployment, error) {
+			sp, err := startServe(bin, dir, conn, env, nil)
+			if err != nil {
+				return nil, err
+			}
+			log.Printf("serve on %s, log %s", sp.addr, sp.logPath)
+			depth := func() (int, error) {
+				n, err := metric("http://"+sp.addr+"/metrics", "relay_git_sync_queue_depth")
+				return int(n), err
+			}
+			return &deployment{target: &target{name: badger, urls: []string{sp.webhookURL()}},
+				serves: []*serveProc{sp}, pids: []int{sp.cmd.Process.Pid}, backlog: depth, stop: sp.stop}, nil
+		}},
+	}
+	ref := 0
+	if len(instances) > 0 {
+		ref = 1
+	}
+	for _, n := range instances {
+		name := fmt.Sprintf("NATS, %d serve", n)
+		systems = append(systems, system{name, func(dir string) (*deployment, error) {
+			return startNATSDeployment(name, natsBin, bin, dir, n, conn, env)
+		}})
+	}
+
+	// phase runs one measurement against each system in turn: a fresh
+	// one (unless -same-serve) after a second of warm-up, stopped once
+	// measured; serve's count of accepted webhooks must match the 2xx
+	// answers seen.
+	running := make([]*deployment, len(systems))
 	defer func() {
-		if sp != nil {
-			sp.stop()
+		for _, d := range running {
+			if d != nil {
+				d.stop()
+			}
 		}
 	}()
-	measureCPU := func(pid int, tg target, measure func(target) result) result {
-		before, cerr := benchproc.CPU(pid)
-		r := measure(tg)
-		after, cerr2 := benchproc.CPU(pid)
-		if cerr == nil && cerr2 == nil {
-			r.cpu = after - before
-		}
-		return r
-	}
-	phase := func(name string, measure func(target) result) (serveRes, noopRes result, err error) {
-		if sp == nil || !*sameServe {
-			if sp != nil {
-				sp.stop()
+	phase := func(name string, measure func(*target) result) ([]result, error) {
+		var res []result
+		for i, sys := range systems {
+			d := running[i]
+			if d == nil {
+				dir := filepath.Join(tmp, fmt.Sprintf("%s-sys%d", name, i))
+				if d, err = sys.start(dir); err != nil {
+					return nil, fmt.Errorf("(%s) starting %s: %w", name, sys.name, err)
+				}
+				running[i] = d
 			}
-			if sp, err = startServe(bin, filepath.Join(tmp, "data-"+name), conn, env); err != nil {
-				return result{}, result{}, err
+			for _, u := range d.target.urls {
+				if !strings.HasPrefix(u, "http://127.0.0.1:") {
+					return nil, fmt.Errorf("refusing a non-loopback target %s", u)
+				}
 			}
-			log.Printf("(%s) serve on %s, log %s", name, sp.addr, sp.logPath)
-		}
-		serveTarget := target{"serve", "http://" + sp.addr + "/webhooks"}
-		for _, tg := range []target{noopTarget, serveTarget} {
-			if !strings.HasPrefix(tg.url, "http://127.0.0.1:") {
-				return result{}, result{}, fmt.Errorf("refusing a non-loopback target %s", tg.url)
-			}
-			w := gen.closedLoop(tg, 8, time.Second)
+			w := gen.closedLoop(d.target, 8, time.Second)
 			if w.ok == 0 {
-				return result{}, result{}, fmt.Errorf("%s: warm-up failed: %v", tg.name, w.lastErr)
+				return nil, fmt.Errorf("%s: warm-up failed: %v", sys.name, w.lastErr)
 			}
-			if tg.name == "serve" {
-				sp.acked += w.ok
+			d.acked += w.ok
+			before, storeBefore := cpuOf(d.pids), cpuOf(d.store)
+			r := measure(d.target)
+			r.cpu, r.storeCPU = cpuOf(d.pids)-before, cpuOf(d.store)-storeBefore
+			d.acked += r.ok
+			var accepted float64
+			for _, sp := range d.serves {
+				a, err := metric("http://"+sp.addr+"/metrics", `relay_git_sync_webhooks_total{outcome="accepted"}`)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", sys.name, err)
+				}
+				accepted += a
 			}
+			if len(d.serves) > 0 && int64(accepted) != d.acked {
+				return nil, fmt.Errorf("%s: serve counted %.0f accepted webhooks but %d were acknowledged", sys.name, accepted, d.acked)
+			}
+			r.queued = -1
+			if d.backlog != nil {
+				if r.queued, err = drain(name, sys.name, d); err != nil {
+					return nil, err
+				}
+			}
+			if !*sameServe {
+				d.stop()
+				running[i] = nil
+			}
+			res = append(res, r)
 		}
-		noopRes = measureCPU(noop.Process.Pid, noopTarget, measure)
-		serveRes = measureCPU(sp.cmd.Process.Pid, serveTarget, measure)
-		sp.acked += serveRes.ok
-		accepted, err := metric("http://"+sp.addr+"/metrics", `relay_git_sync_webhooks_total{outcome="accepted"}`)
-		if err != nil {
-			return result{}, result{}, err
-		}
-		if int64(accepted) != sp.acked {
-			return result{}, result{}, fmt.Errorf("serve counted %.0f accepted webhooks but %d were acknowledged", accepted, sp.acked)
-		}
-		return serveRes, noopRes, nil
+		return res, nil
 	}
 
-	s, n, err := phase("a", func(tg target) result {
+	a, err := phase("a", func(tg *target) result {
 		r := gen.closedLoop(tg, *concurrency, *duration)
-		log.Printf("(a) %-9s %d senders, %s: %d acked, %d failed: %.0f acks/s (%s)", tg.name, *concurrency,
+		log.Printf("(a) %-16s %d senders, %s: %d acked, %d failed: %.0f acks/s (%s)", tg.name, *concurrency,
 			r.elapsed.Round(time.Millisecond), r.ok, r.errs, r.perSecond(), r.lastErrString())
 		return r
 	})
 	if err != nil {
 		return err
 	}
-	sl, nl, err := phase("b", func(tg target) result {
+	b, err := phase("b", func(tg *target) result {
 		r := gen.openLoop(tg, *rate, *rateDuration)
-		log.Printf("(b) %-9s %d req/s for %s: %d acked, %d failed, %d not sent (in-flight bound): p50 %s p99 %s max %s (%s)",
+		log.Printf("(b) %-16s %d req/s for %s: %d acked, %d failed, %d not sent (in-flight bound): p50 %s p99 %s max %s (%s)",
 			tg.name, *rate, *rateDuration, r.ok, r.errs, r.skipped, ms(r.p(0.50)), ms(r.p(0.99)), ms(r.p(1)), r.lastErrString())
 		return r
 	})
 	if err != nil {
 		return err
 	}
+	var handovers []failoverResult
+	if len(instances) > 0 && *failovers > 0 {
+		fo := failoverRun{natsBin: natsBin, bin: bin, dir: filepath.Join(tmp, "failover"), conn: conn, env: env,
+			gen: gen, folder: followed, note: note0}
+		if handovers, err = fo.run(*failovers); err != nil {
+			return err
+		}
+	}
 
 	fmt.Println()
-	fresh := "a fresh serve for each phase"
+	fresh := "a fresh server for each phase"
 	if *sameServe {
-		fresh = "one serve for both phases"
+		fresh = "one server for both phases"
 	}
 	fmt.Printf("webhookload: %s; %d senders; %d req/s open loop; %s\n", mode, *concurrency, *rate, fresh)
-	fmt.Printf("%-34s %14s %14s %10s\n", "", "serve", "no-op gin", "ratio")
-	fmt.Printf("%-34s %14.0f %14.0f %10.2f\n", "(a) acked webhooks/s", s.perSecond(), n.perSecond(), s.perSecond()/n.perSecond())
-	fmt.Printf("%-34s %14s %14s %10.2f\n", "(b) p50 latency at "+strconv.Itoa(*rate)+" req/s", ms(sl.p(0.5)), ms(nl.p(0.5)), ratio(sl.p(0.5), nl.p(0.5)))
-	fmt.Printf("%-34s %14s %14s %10.2f\n", "(b) p99 latency at "+strconv.Itoa(*rate)+" req/s", ms(sl.p(0.99)), ms(nl.p(0.99)), ratio(sl.p(0.99), nl.p(0.99)))
-	fmt.Printf("%-34s %14s %14s\n", "(b) max latency", ms(sl.p(1)), ms(nl.p(1)))
-	fmt.Printf("%-34s %14d %14d\n", "failed requests (a)+(b)", s.errs+sl.errs+sl.skipped, n.errs+nl.errs+nl.skipped)
-	if s.cpu > 0 && n.cpu > 0 {
+	if len(instances) > 0 {
+		fmt.Printf("NATS: %d-node JetStream cluster (replicas %d), one for each instance count (and phase, as serve); webhooks round-robin over the instances; --lease-ttl %s\n",
+			*natsNodes, min(*natsNodes, 3), *leaseTTL)
+	}
+	if loadStart != "" {
+		fmt.Printf("load average (/proc/loadavg) at the start: %s; at the end: %s\n", loadStart, loadavg())
+	}
+	row := func(label string, f func(i int) string) {
+		fmt.Printf("%-34s", label)
+		for i := range systems {
+			fmt.Printf(" %16s", f(i))
+		}
+		fmt.Println()
+	}
+	row("", func(i int) string { return systems[i].name })
+	row("(a) acked webhooks/s", func(i int) string { return fmt.Sprintf("%.0f", a[i].perSecond()) })
+	for _, q := range []struct {
+		label string
+		q     float64
+	}{{"p50", 0.5}, {"p99", 0.99}, {"max", 1}} {
+		row(fmt.Sprintf("(b) %s latency at %d req/s", q.label, *rate), func(i int) string { return ms(b[i].p(q.q)) })
+	}
+	queued := func(r result) string {
+		if r.queued < 0 {
+			return "-"
+		}
+		return strconv.Itoa(r.queued)
+	}
+	row("still queued at the end of (a)", func(i int) string { return queued(a[i]) })
+	row("still queued at the end of (b)", func(i int) string { return queued(b[i]) })
+	row("failed requests (a)+(b)", func(i int) string { return strconv.FormatInt(a[i].errs+b[i].errs+b[i].skipped, 10) })
+	cpuKnown := true
+	for i := range systems {
+		cpuKnown = cpuKnown && a[i].cpu > 0 && b[i].cpu > 0
+	}
+	if cpuKnown {
 		// Steadier than the rates on a shared machine: what each answer
-		// cost the server's process, whatever share of the cores it got.
-		fmt.Printf("%-34s %14s %14s %10.2f\n", "(a) server CPU per acked webhook", us(s.cpuPerAck()), us(n.cpuPerAck()), ratio(s.cpuPerAck(), n.cpuPerAck()))
-		fmt.Printf("%-34s %14s %14s %10.2f\n", "(b) server CPU per acked webhook", us(sl.cpuPerAck()), us(nl.cpuPerAck()), ratio(sl.cpuPerAck(), nl.cpuPerAck()))
+		// cost the server's processes, whatever share of the cores they got.
+		row("(a) server CPU per acked webhook", func(i int) string { return us(a[i].cpuPerAck()) })
+		row("(b) server CPU per acked webhook", func(i int) string { return us(b[i].cpuPerAck()) })
+		if len(instances) > 0 {
+			store := func(r result) string {
+				if r.storeCPU == 0 {
+					return "-"
+				}
+				return us(r.storeCPUPerAck())
+			}
+			row("  of which nats-server, (a)", func(i int) string { return store(a[i]) })
+			row("  of which nats-server, (b)", func(i int) string { return store(b[i]) })
+		}
+	}
+	fmt.Printf("ratios against %s:\n", systems[ref].name)
+	ratioRow := func(label string, f func(r []result, i int) float64, rs []result) {
+		row(label, func(i int) string {
+			if i == ref {
+				return "1"
+			}
+			return fmt.Sprintf("%.2f", f(rs, i)/f(rs, ref))
+		})
+	}
+	ratioRow("(a) acks/s", func(r []result, i int) float64 { return r[i].perSecond() }, a)
+	ratioRow("(b) p50", func(r []result, i int) float64 { return float64(r[i].p(0.5)) }, b)
+	ratioRow("(b) p99", func(r []result, i int) float64 { return float64(r[i].p(0.99)) }, b)
+	if cpuKnown {
+		ratioRow("(a) CPU per ack", func(r []result, i int) float64 { return float64(r[i].cpuPerAck()) }, a)
+		ratioRow("(b) CPU per ack", func(r []result, i int) float64 { return float64(r[i].cpuPerAck()) }, b)
+	}
+	if len(handovers) > 0 {
+		fmt.Printf("failover, 2 instances, lease holder killed (SIGKILL) until the other's first new snapshot: %s\n", durations(handovers))
 	}
 	pass := func(ok bool) string {
 		if ok {
@@ -286,9 +450,61 @@ func run() error {
 		}
 		return "NOT met"
 	}
-	fmt.Printf("targets: >= 2000 durable acks/s: %s (%.0f); p99 < 50 ms at %d req/s: %s (%s)\n",
+	s, sl := a[1], b[1]
+	fmt.Printf("targets (%s): >= 2000 durable acks/s: %s (%.0f); p99 < 50 ms at %d req/s: %s (%s)\n", systems[1].name,
 		pass(s.perSecond() >= 2000), s.perSecond(), *rate, pass(sl.p(0.99) < 50*time.Millisecond), ms(sl.p(0.99)))
 	return nil
+}
+
+// drain logs how many webhooks are still queued at the end of a phase
+// and, with -drain, how long serve then takes to handle them all.
+func drain(phase, name string, d *deployment) (queued int, err error) {
+	start := time.Now()
+	n, err := d.backlog()
+	if err != nil {
+		return 0, fmt.Errorf("%s: counting the queued webhooks: %w", name, err)
+	}
+	log.Printf("(%s) %-16s %d of the %d acknowledged webhooks still queued at the end", phase, name, n, d.acked)
+	for left := n; left > 0 && *drainWait > 0; {
+		if time.Since(start) > *drainWait {
+			log.Printf("(%s) %-16s %d still queued after %s (-drain)", phase, name, left, *drainWait)
+			return n, nil
+		}
+		time.Sleep(250 * time.Millisecond)
+		if left, err = d.backlog(); err != nil {
+			return 0, fmt.Errorf("%s: counting the queued webhooks: %w", name, err)
+		}
+		if left == 0 {
+			log.Printf("(%s) %-16s queue drained in %s", phase, name, time.Since(start).Round(10*time.Millisecond))
+		}
+	}
+	return n, nil
+}
+
+// loadavg returns the 1, 5 and 15 minute load averages ("" if unknown):
+// the machine's other load, which the figures depend on.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return ""
+}
+
+// notePath is the path of the followed folder's note i.
+func notePath(i int) string { return fmt.Sprintf("/bench/note-%02d.md", i) }
+
+// cpuOf sums the CPU time of processes; 0 when any is unknown (not Linux).
+func cpuOf(pids []int) time.Duration {
+	var sum time.Duration
+	for _, pid := range pids {
+		c, err := benchproc.CPU(pid)
+		if err != nil {
+			return 0
+		}
+		sum += c
+	}
+	return sum
 }
 
 // serveProc is a running `relay-git-sync serve`.
@@ -296,34 +512,51 @@ type serveProc struct {
 	cmd     *exec.Cmd
 	addr    string
 	logPath string
-	acked   int64 // 2xx answers seen, to check against its metrics
+	done    chan struct{} // closed once it exited and was waited for
 }
 
+func (p *serveProc) webhookURL() string { return "http://" + p.addr + "/webhooks" }
+
 // startServe runs serve as a user does, on a new data dir following the
-// bench folder; its log goes to a file.
-func startServe(bin, dataDir, connectors string, env []string) (*serveProc, error) {
+// bench folder; its log goes to a file. extra comes after the defaults
+// (a flag given twice takes the later value) and before -serve-args.
+func startServe(bin, dataDir, connectors string, env, extra []string) (*serveProc, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dataDir, "git_connectors.toml"), []byte(connectors), 0o644); err != nil {
 		return nil, err
 	}
-	p := &serveProc{logPath: dataDir + ".log"}
-	logf, err := os.Create(p.logPath)
-	if err != nil {
-		return nil, err
+	// A restarted instance's data dir is reused; each life gets its own
+	// log file, in which its "serving" line is looked for.
+	p := &serveProc{done: make(chan struct{})}
+	var logf *os.File
+	for n := 1; ; n++ {
+		p.logPath = dataDir + ".log"
+		if n > 1 {
+			p.logPath = fmt.Sprintf("%s.%d.log", dataDir, n)
+		}
+		var err error
+		if logf, err = os.OpenFile(p.logPath, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			break
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
 	}
 	defer logf.Close()
 	args := []string{"serve", "--host", "127.0.0.1", "--port", "0", "--commit-interval", "1", "--max-delay", "5s"}
-	args = append(args, strings.Fields(*serveArgs)...)
+	args = append(append(args, extra...), strings.Fields(*serveArgs)...)
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(env, "RELAY_GIT_DATA_DIR="+dataDir)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	var err error
 	if p.addr, err = benchproc.WaitServing(ctx, p.logPath); err != nil {
 		p.stop()
 		return nil, fmt.Errorf("serve did not start (log %s): %w", p.logPath, err)
@@ -334,14 +567,17 @@ func startServe(bin, dataDir, connectors string, env []string) (*serveProc, erro
 // stop sends SIGTERM and waits (SIGKILL after 20 s).
 func (p *serveProc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { _ = p.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-p.done:
 	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-done
+		p.kill()
 	}
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (p *serveProc) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
 }
 
 func randomSecret(whsec bool) string {
@@ -388,6 +624,8 @@ type result struct {
 	cpu               time.Duration   // the server process's CPU time (user+system) during the phase; 0 = unknown
 	lat               []time.Duration // sorted
 	lastErr           error
+	storeCPU          time.Duration // of cpu, the nats-server nodes'
+	queued            int           // webhooks serve had not handled yet when the phase ended; -1 = not counted
 }
 
 func (r result) perSecond() float64 { return float64(r.ok) / r.elapsed.Seconds() }
@@ -418,36 +656,42 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
 
-func ratio(a, b time.Duration) float64 {
-	if b == 0 {
+func (r result) storeCPUPerAck() time.Duration {
+	if r.ok == 0 {
 		return 0
 	}
-	return float64(a) / float64(b)
+	return r.storeCPU / time.Duration(r.ok)
 }
 
-// request builds one fresh webhook delivery.
-func (g *generator) request(url string) (*http.Request, error) {
+// do sends one fresh webhook delivery for one of the notes; ok means a
+// 2xx answer.
+func (g *generator) do(ctx context.Context, url string) error {
 	n := g.seq.Add(1)
-	w := relaytest.Webhook{
+	return g.send(ctx, url, relaytest.Webhook{
 		DocID:   g.docs[int(n)%len(g.docs)],
 		Time:    time.Now(),
 		User:    "bench-user-" + strconv.Itoa(int(n%7)),
 		EventID: fmt.Sprintf("evt_bench%016d", n),
-	}
+	})
+}
+
+// send delivers w, authenticated as relay-server does; ok means a 2xx
+// answer.
+func (g *generator) send(ctx context.Context, url string, w relaytest.Webhook) error {
 	body, err := relaytest.WebhookBody(w)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "y-sweet-webhook/1.0.0")
 	if strings.HasPrefix(g.secret, "whsec_") {
 		sig, err := relaytest.SignWebhook(g.secret, w.EventID, time.Now(), body)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		req.Header.Set("webhook-id", w.EventID)
 		req.Header.Set("webhook-timestamp", strconv.FormatInt(time.Now().Unix(), 10))
@@ -455,16 +699,7 @@ func (g *generator) request(url string) (*http.Request, error) {
 	} else {
 		req.Header.Set("Authorization", "Bearer "+g.secret)
 	}
-	return req, nil
-}
-
-// do sends one request; ok means a 2xx answer.
-func (g *generator) do(ctx context.Context, url string) error {
-	req, err := g.request(url)
-	if err != nil {
-		return err
-	}
-	resp, err := g.hc.Do(req.WithContext(ctx))
+	resp, err := g.hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -478,7 +713,7 @@ func (g *generator) do(ctx context.Context, url string) error {
 
 // closedLoop runs senders that each send the next request as soon as the
 // previous one is answered, for d (and at most -max-requests requests).
-func (g *generator) closedLoop(tg target, senders int, d time.Duration) result {
+func (g *generator) closedLoop(tg *target, senders int, d time.Duration) result {
 	var ok, errs, budget atomic.Int64
 	budget.Store(int64(*maxRequests))
 	var lastErr atomic.Value
@@ -492,7 +727,7 @@ func (g *generator) closedLoop(tg target, senders int, d time.Duration) result {
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(stop) && budget.Add(-1) >= 0 {
-				if err := g.do(ctx, tg.url); err != nil {
+				if err := g.do(ctx, tg.url()); err != nil {
 					errs.Add(1)
 					lastErr.Store(err)
 					continue
@@ -511,7 +746,7 @@ func (g *generator) closedLoop(tg target, senders int, d time.Duration) result {
 
 // openLoop sends requests on a fixed schedule, whatever the answers do,
 // and measures each one from its scheduled time.
-func (g *generator) openLoop(tg target, perSecond int, d time.Duration) result {
+func (g *generator) openLoop(tg *target, perSecond int, d time.Duration) result {
 	n := min(int(d.Seconds()*float64(perSecond)), *maxRequests)
 	interval := time.Second / time.Duration(perSecond)
 	lat := make([]time.Duration, n)
@@ -538,7 +773,7 @@ func (g *generator) openLoop(tg target, perSecond int, d time.Duration) result {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if err := g.do(ctx, tg.url); err != nil {
+			if err := g.do(ctx, tg.url()); err != nil {
 				errs.Add(1)
 				lastErr.Store(err)
 				return
