@@ -16,7 +16,7 @@ BENCHTIME ?= 1s
 ORACLE_DIR   = tools/yjsoracle
 ORACLE_STAMP = $(if $(wildcard $(ORACLE_DIR)/package-lock.json),$(ORACLE_DIR)/node_modules/.package-lock.json)
 
-.PHONY: all build install test lint fuzz bench-yjs bench-webhooks bench-cluster crash-test clean docs release
+.PHONY: all build install test lint fuzz bench-yjs bench-webhooks bench-cluster crash-test cluster-fault-test clean docs release
 
 all: build
 
@@ -63,6 +63,12 @@ bench-cluster: build
 # (CRASH_SEED repeats the kill times of an earlier run).
 CRASH_KILLS ?= 40
 CRASH_SEED  ?=
+# The cluster fault test (three serve processes, a 3-node nats-server
+# cluster, kill -9 of a serve and of a node): opt-in while it still fails on
+# known bugs of the NATS backend (see docs/design.md).
+cluster-fault-test:
+	RELAY_GIT_SYNC_CLUSTER_FAULTS=1 $(GO) test $(GOFLAGS_T) -race -count=1 -timeout 30m -run '^TestServeClusterKill$$' -v ./cmd/relay-git-sync
+
 crash-test:
 	RELAY_GIT_SYNC_CRASH_KILLS=$(CRASH_KILLS) RELAY_GIT_SYNC_CRASH_SEED=$(CRASH_SEED) \
 	$(GO) test $(GOFLAGS_T) -race -count=1 -timeout 30m -run '^TestServeCrash$$' -v ./cmd/relay-git-sync
