@@ -511,7 +511,7 @@ func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
 		}
 		return 0, fmt.Errorf("natsstore: publishing a write of %s: %w", strings.TrimPrefix(subj, "rgs.log."), err)
 	}
-	if err := s.applyLocked(ctx, subj, ack.Sequence, hdr, msgData(msg, data)); err != nil {
+	if err := s.applyLocked(ctx, subj, ack.Sequence, hdr, data); err != nil {
 		var refused *refusedError
 		if errors.As(err, &refused) {
 			return 0, refused.err // every replica refuses it: nothing was written
@@ -519,15 +519,6 @@ func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
 		return ack.Sequence, fmt.Errorf("natsstore: the write is in the cluster but this replica could not apply it (restart to rebuild it): %w", err)
 	}
 	return ack.Sequence, nil
-}
-
-// msgData is what applyMsg reads for msg: its data, or (for a large write
-// stored as an object) nothing, since applyMsg then reads the object.
-func msgData(msg *nats.Msg, data []byte) []byte {
-	if msg.Header.Get(hdrOpObject) != "" {
-		return nil
-	}
-	return data
 }
 
 // canon returns f in the canonical (lower-case) form the store keeps,
@@ -573,18 +564,14 @@ func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold}
 	check := func() error {
 		var prev []store.File
-		head, _, err := s.Store.Head(f)
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
+		o.Seq = 1
+		switch p, err := s.Store.Latest(f); {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
 			return err
+		default:
+			prev, o.Seq = p.Files, p.Seq+1
 		}
-		if head > 0 {
-			p, err := s.Store.Latest(f)
-			if err != nil {
-				return err
-			}
-			prev = p.Files
-		}
-		o.Seq = head + 1
 		o.Put, o.Del = treeDelta(prev, snap.Files)
 		return s.uploadBlobs(f, o)
 	}

@@ -185,17 +185,17 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.Str
 }
 
 func ensureObjectStore(ctx context.Context, js jetstream.JetStream, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
-	os, err := js.ObjectStore(ctx, cfg.Bucket)
+	obs, err := js.ObjectStore(ctx, cfg.Bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		os, err = js.CreateObjectStore(ctx, cfg)
+		obs, err = js.CreateObjectStore(ctx, cfg)
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || errors.Is(err, jetstream.ErrBucketExists) {
-			os, err = js.ObjectStore(ctx, cfg.Bucket)
+			obs, err = js.ObjectStore(ctx, cfg.Bucket)
 		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: object store %s: %w", cfg.Bucket, err)
 	}
-	return os, nil
+	return obs, nil
 }
 
 // JetStream returns the backend's JetStream context (leases use it).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -58,11 +59,7 @@ func snap(t *testing.T, s store.Backend, at time.Time, files map[string]string) 
 }
 
 func sortFiles(fs []store.File) {
-	for i := 1; i < len(fs); i++ {
-		for j := i; j > 0 && fs[j].Path < fs[j-1].Path; j-- {
-			fs[j], fs[j-1] = fs[j-1], fs[j]
-		}
-	}
+	slices.SortFunc(fs, func(a, b store.File) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // Two instances on one server: what one writes, the other's replica

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,11 +119,7 @@ func fill(t *testing.T, st store.Backend) {
 }
 
 func sortFiles(fs []store.File) {
-	for i := 1; i < len(fs); i++ {
-		for j := i; j > 0 && fs[j].Path < fs[j-1].Path; j-- {
-			fs[j], fs[j-1] = fs[j-1], fs[j]
-		}
-	}
+	slices.SortFunc(fs, func(a, b store.File) int { return strings.Compare(a.Path, b.Path) })
 }
 
 // commits synthesizes every folder's history from st.
