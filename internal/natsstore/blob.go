@@ -95,16 +95,15 @@ func (s *Store) uploadBlobs(f store.FolderID, o *op) error {
 		}
 	}
 	for i, fut := range pending {
-		var err error
 		select {
 		case <-fut.Ok():
 			continue
-		case err = <-fut.Err():
+		case <-fut.Err():
 		case <-ctx.Done():
-			err = ctx.Err()
 		}
-		// Sent again one by one, waiting out a leader election.
-		if _, err = s.publish(ctx, fut.Msg()); err != nil {
+		// Sent again one by one, waiting out a leader election (publish
+		// returns at once when ctx has ended).
+		if _, err := s.publish(ctx, fut.Msg()); err != nil {
 			s.uploaded.Delete(sent[i])
 			return fmt.Errorf("natsstore: uploading blob %s: %w", sent[i], err)
 		}

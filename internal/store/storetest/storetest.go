@@ -1673,7 +1673,7 @@ func testConcurrent(t *testing.T, open Open) {
 				}
 				q, dup, err := b.Enqueue(ev)
 				if err != nil {
-					fail(fmt.Errorf("Enqueue: %w", err))
+					fail(fmt.Errorf("enqueueing: %w", err))
 					return
 				}
 				mu.Lock()
