@@ -31,6 +31,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,6 +135,9 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := clusterSafe(nc.ConnectedServerVersion(), s.logs.CachedInfo().Config.Replicas); err != nil {
+		return nil, err
+	}
 	if s.recs, err = ensureStream(ctx, js, jetstream.StreamConfig{
 		Name: blobStream, Subjects: []string{blobSubjects}, Storage: jetstream.FileStorage,
 		Replicas: o.Replicas, MaxMsgsPerSubject: 1, AllowDirect: true,
@@ -166,6 +170,25 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// clusterSafe refuses a replicated store on nats-server before 2.10:
+// those servers do not serialize an append that expects a subject's last
+// sequence on clustered streams (nats-io/nats-server#4320), so two
+// instances could both append a folder's next snapshot, and a KV create
+// may succeed on a key another instance just took (a lease held twice).
+func clusterSafe(v string, replicas int) error {
+	if replicas <= 1 {
+		return nil
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &major, &minor); err != nil {
+		return fmt.Errorf("natsstore: nats-server reports version %q, which is not major.minor.patch", v)
+	}
+	if major < 2 || major == 2 && minor < 10 {
+		return fmt.Errorf("natsstore: nats-server %s cannot hold a replicated store safely (it lets two writers append to a folder at once, nats-io/nats-server#4320): upgrade the cluster to nats-server 2.10 or later, or run a single node", v)
+	}
+	return nil
 }
 
 // ensureStream returns stream cfg.Name, creating it when missing (an

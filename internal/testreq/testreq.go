@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -92,10 +93,25 @@ func Node(t testing.TB) string {
 	return Program(t, "node", "apt-get install nodejs npm, or node >= 18 from nodejs.org")
 }
 
-// NATSServer returns the path of nats-server.
+// NATSServer returns the path of nats-server 2.10 or later: older
+// servers cannot hold a replicated store (natsstore refuses them), and the
+// tests run the clustered backend.
 func NATSServer(t testing.TB) string {
 	t.Helper()
-	return Program(t, "nats-server", "apt-get install nats-server")
+	const install = "go install github.com/nats-io/nats-server/v2@v2.15.2, into a directory in PATH"
+	p := Program(t, "nats-server", install)
+	out, err := exec.Command(p, "--version").Output()
+	if err != nil {
+		t.Fatalf("%s --version: %v", p, err)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(string(out), "nats-server: v")), "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("%s --version printed %q: want \"nats-server: vMAJOR.MINOR.PATCH\"", p, out)
+	}
+	if major < 2 || major == 2 && minor < 10 {
+		Missing(t, fmt.Sprintf("%s is %s; the tests need nats-server 2.10 or later (%s)", p, strings.TrimSpace(string(out)), install))
+	}
+	return p
 }
 
 // Chromium returns the path of an installed Chromium (or Chrome) for
