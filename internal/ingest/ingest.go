@@ -314,11 +314,33 @@ func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 		t = time.Now()
 	}
 	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin}
-	if _, err := s.cfg.Store.AddSnapshot(snap, newStates, drop); err != nil {
+	if err := s.addSnapshot(prev, snap, newStates, drop); err != nil {
 		return nil, fmt.Errorf("folder %s: recording snapshot: %w", f, err)
 	}
 	res.Snapshot = snap
 	return res, nil
+}
+
+// afterAdder is a store shared by several instances (internal/natsstore),
+// which records a snapshot only while the folder's latest is still the
+// one it was computed from, else returns store.ErrConflict.
+type afterAdder interface {
+	AddSnapshotAfter(base uint64, snap *store.Snapshot, docs map[string]store.DocState, dropDocs []string) (uint64, error)
+}
+
+// addSnapshot records snap, computed from prev (nil: the folder had none).
+func (s *Syncer) addSnapshot(prev, snap *store.Snapshot, docs map[string]store.DocState, drop []string) error {
+	a, ok := s.cfg.Store.(afterAdder)
+	if !ok {
+		_, err := s.cfg.Store.AddSnapshot(snap, docs, drop)
+		return err
+	}
+	var base uint64
+	if prev != nil {
+		base = prev.Seq
+	}
+	_, err := a.AddSnapshotAfter(base, snap, docs, drop)
+	return err
 }
 
 func hasState(states map[string]store.DocState, id string) bool {

@@ -21,7 +21,7 @@ import (
 // ErrConflict means another instance wrote the folder since this replica
 // last saw it: its lease moved. The write was not made; the folder's new
 // holder carries on.
-var ErrConflict = errors.New("natsstore: another instance wrote this folder meanwhile (its lease moved)")
+var ErrConflict = store.ErrConflict
 
 // Kinds of write in the log.
 const (
@@ -363,9 +363,17 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 	case opFolder:
 		return refused(s.Store.AddFolder(o.Folder))
 	case opSnapshot:
-		files, err := s.treeAfter(o)
+		files, head, err := s.treeAfter(o)
 		if err != nil {
 			return err
+		}
+		// The log orders a folder's writes, and a writer expects the
+		// subject's last sequence, so a snapshot follows the one its
+		// writer saw. Should two ever both be appended (a server that
+		// does not enforce the expectation), every replica keeps the
+		// first and refuses the second alike.
+		if o.Seq != head+1 {
+			return &refusedError{fmt.Errorf("snapshot %d of %s follows snapshot %d: %w", o.Seq, o.Folder, head, ErrConflict)}
 		}
 		if err := s.fetchBlobs(ctx, o); err != nil {
 			return err
@@ -414,17 +422,20 @@ func (s *Store) applySmall(o *op) error {
 	return fmt.Errorf("unknown write kind %d (written by a newer relay-git-sync?)", o.Kind)
 }
 
-// treeAfter is the tree snapshot op o leaves: the replica's latest tree
-// of the folder with o's delta applied.
-func (s *Store) treeAfter(o *op) ([]store.File, error) {
-	var files []store.File
+// treeAfter is the tree snapshot op o leaves, the replica's latest tree
+// of the folder with o's delta applied, and the latest's sequence.
+func (s *Store) treeAfter(o *op) ([]store.File, uint64, error) {
+	var (
+		files []store.File
+		head  uint64
+	)
 	prev, err := s.Store.Latest(o.Folder)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 	case err != nil:
-		return nil, err
+		return nil, 0, err
 	default:
-		files = prev.Files
+		files, head = prev.Files, prev.Seq
 	}
 	del := map[string]bool{}
 	for _, p := range o.Del {
@@ -441,7 +452,7 @@ func (s *Store) treeAfter(o *op) ([]store.File, error) {
 	}
 	out = append(out, o.Put...)
 	slices.SortFunc(out, func(a, b store.File) int { return strings.Compare(a.Path, b.Path) })
-	return out, nil
+	return out, head, nil
 }
 
 // treeDelta is what o must carry for the tree to go from prev to next.
@@ -514,7 +525,7 @@ func (s *Store) write(subj string, o *op, check func() error) (uint64, error) {
 	if err := s.applyLocked(ctx, subj, ack.Sequence, hdr, data); err != nil {
 		var refused *refusedError
 		if errors.As(err, &refused) {
-			return 0, refused.err // every replica refuses it: nothing was written
+			return 0, refused.err // every replica refuses it: nothing was written (ErrConflict for a write that lost a race)
 		}
 		return ack.Sequence, fmt.Errorf("natsstore: the write is in the cluster but this replica could not apply it (restart to rebuild it): %w", err)
 	}
@@ -554,6 +565,18 @@ func (s *Store) AddFolder(f store.FolderID) error {
 
 // AddSnapshot records snap as folder snap.Folder's next snapshot.
 func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState, dropDocs []string) (uint64, error) {
+	return s.addSnapshot(snap, docs, dropDocs, nil)
+}
+
+// AddSnapshotAfter is AddSnapshot only while the folder's latest snapshot
+// is still base (0: none), the one snap was computed from; else it
+// returns ErrConflict. An ingest that read the folder before its lease
+// moved must not record a tree that would undo the new holder's writes.
+func (s *Store) AddSnapshotAfter(base uint64, snap *store.Snapshot, docs map[string]store.DocState, dropDocs []string) (uint64, error) {
+	return s.addSnapshot(snap, docs, dropDocs, &base)
+}
+
+func (s *Store) addSnapshot(snap *store.Snapshot, docs map[string]store.DocState, dropDocs []string, base *uint64) (uint64, error) {
 	if err := store.ValidateSnapshot(snap, docs, dropDocs); err != nil {
 		return 0, err
 	}
@@ -571,6 +594,9 @@ func (s *Store) AddSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 			return err
 		default:
 			prev, o.Seq = p.Files, p.Seq+1
+		}
+		if base != nil && *base+1 != o.Seq {
+			return fmt.Errorf("natsstore: folder %s is at snapshot %d, the ingest read %d: %w", f, o.Seq-1, *base, ErrConflict)
 		}
 		o.Put, o.Del = treeDelta(prev, snap.Files)
 		return s.uploadBlobs(f, o)

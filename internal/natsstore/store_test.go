@@ -250,3 +250,96 @@ func TestFollowerSurvivesNodeKill(t *testing.T) {
 		t.Fatalf("a after b's write: %+v, %v", l, err)
 	}
 }
+
+// An ingest that read the folder before another instance wrote it is
+// refused: its tree would undo that write.
+func TestAddSnapshotAfterMovedHead(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	b := open(t, url, Options{})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	snap(t, a, t0, map[string]string{"a.md": "one"})
+	snap(t, a, t0.Add(time.Second), map[string]string{"a.md": "two"})
+	if err := b.CatchUp(context.Background(), testFolder); err != nil {
+		t.Fatal(err)
+	}
+	id, err := b.PutBlob([]byte("b"), store.BlobID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func() *store.Snapshot {
+		return &store.Snapshot{Folder: testFolder, Time: t0.Add(time.Minute),
+			Files: []store.File{{Path: "b.md", Blob: id, Size: 1, DocID: "b", Kind: "markdown"}}}
+	}
+	if _, err := b.AddSnapshotAfter(1, mk(), nil, nil); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a snapshot computed from 1 when the head is 2: %v, want ErrConflict", err)
+	}
+	if seq, err := b.AddSnapshotAfter(2, mk(), nil, nil); err != nil || seq != 3 {
+		t.Fatalf("a snapshot computed from the head: %d, %v; want 3", seq, err)
+	}
+}
+
+// Should a server ever let two writers append a folder's next snapshot
+// (nats-server 2.9 on a cluster did), every replica keeps the first and
+// refuses the second alike, instead of retrying it for ever.
+func TestDoubleAppendRefusedAlike(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	snap(t, a, t0, map[string]string{"a.md": "one"})
+	l, err := a.Latest(testFolder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := l.Files[0].Blob
+	ctx := context.Background()
+	for _, p := range []string{"first.md", "second.md"} {
+		data, err := encodeOp(&op{Kind: opSnapshot, Folder: testFolder, Seq: 2, Time: t0.Add(time.Second),
+			Put: []store.File{{Path: p, Blob: blob, Size: 3, DocID: p, Kind: "markdown"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.js.Publish(ctx, subject(testFolder), data); err != nil { // no expected sequence
+			t.Fatal(err)
+		}
+	}
+	b := open(t, url, Options{})
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := a.Sync(sctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]*Store{"follower": a, "replayed": b} {
+		infos, err := s.Snapshots(testFolder, 0)
+		if err != nil || len(infos) != 2 {
+			t.Fatalf("%s: %d snapshots (%v), want 2", name, len(infos), err)
+		}
+		l, err := s.Latest(testFolder)
+		if err != nil || len(l.Files) != 2 || l.Files[1].Path != "first.md" {
+			t.Fatalf("%s: latest %+v, %v; want a.md and first.md", name, l, err)
+		}
+	}
+	if seq := snap(t, a, t0.Add(time.Minute), map[string]string{"c.md": "on"}); seq != 3 {
+		t.Fatalf("the next write got %d, want 3", seq)
+	}
+}
+
+func TestClusterSafe(t *testing.T) {
+	for _, c := range []struct {
+		version  string
+		replicas int
+		ok       bool
+	}{
+		{"2.9.10", 1, true},
+		{"2.9.10", 3, false},
+		{"2.10.0", 3, true},
+		{"2.15.2", 3, true},
+		{"v2.11.0-beta.1", 3, true},
+		{"1.4.0", 3, false},
+		{"", 3, false},
+	} {
+		if err := clusterSafe(c.version, c.replicas); (err == nil) != c.ok {
+			t.Errorf("clusterSafe(%q, %d) = %v, want ok=%v", c.version, c.replicas, err, c.ok)
+		}
+	}
+}

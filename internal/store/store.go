@@ -18,6 +18,11 @@ import (
 // folder does not exist. Test with errors.Is.
 var ErrNotFound = errors.New("not found")
 
+// ErrConflict is returned by a backend shared by several instances when
+// another instance wrote the folder since this one read it (the folder's
+// lease moved): nothing was written, and the folder's holder carries on.
+var ErrConflict = errors.New("another instance wrote this folder meanwhile (its lease moved)")
+
 // ErrNeedsRecovery means a read-only open found a store its last writer
 // did not close (a crash, kill -9): Badger must replay and truncate its
 // log, which only a read-write open does.
