@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -89,5 +90,144 @@ func TestLeaseModeHandsOverEvents(t *testing.T) {
 			t.Fatalf("events left in the queue: %+v", left)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// conflicting is a shared store whose next conflicts snapshots are refused
+// as another instance's write would make them.
+type conflicting struct {
+	*store.Store
+	conflicts atomic.Int32
+}
+
+func (c *conflicting) AddSnapshotAfter(base uint64, snap *store.Snapshot, docs map[string]store.DocState, drop []string) (uint64, error) {
+	if c.conflicts.Add(-1) >= 0 {
+		return 0, store.ErrConflict
+	}
+	if head, _, err := c.Head(snap.Folder); err == nil && head != base {
+		return 0, store.ErrConflict
+	}
+	return c.AddSnapshot(snap, docs, drop)
+}
+
+// A sync refused because the folder's lease moved is dropped, not
+// retried: its events stay queued, unacknowledged, for the new holder, and
+// when they come back here (the lease came back) they are recorded once.
+func TestConflictDropsTheWindow(t *testing.T) {
+	e := newEnv(t)
+	ids := e.addNotes(2)
+	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL(), APIKey: "server-token", Timeout: 2 * time.Second})
+	e.must(err)
+	cs := &conflicting{Store: e.st}
+	e.syncer = New(Config{Store: cs, Relay: client, Concurrency: 4})
+	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond,
+		Owns: func(context.Context, store.FolderID) bool { return true }})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		se.mu.Lock()
+		n := len(se.syncs)
+		se.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reconcile at start did not run")
+		}
+	}
+	cs.conflicts.Store(1)
+	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	ev, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[1], Time: t0, User: "alice", Received: t0})
+	e.must(err)
+	se.sched.Notify(ev)
+	// A retry would come after a second's backoff.
+	if s, ok := se.waitSnapshot("notes/00/note-1.md", 2500*time.Millisecond); ok {
+		t.Fatalf("the refused sync was retried: %+v", s)
+	}
+	if n := cs.conflicts.Load(); n != 0 {
+		t.Fatalf("conflicts left %d: the sync ran %d times, want once", n, 1-n)
+	}
+	left, err := e.st.PendingEvents()
+	e.must(err)
+	if len(left) != 1 || left[0].Key != ev.Key {
+		t.Fatalf("queue after the refused sync: %+v, want the event left for the new holder", left)
+	}
+	se.sched.Notify(ev) // a rescan once the lease is back
+	s, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second)
+	if !ok || !s.Time.Equal(t0) || len(s.Users) != 1 || s.Users[0] != "alice" {
+		t.Fatalf("snapshot once the event came back: %+v, %v; want one at %v by alice", s, ok, t0)
+	}
+}
+
+// gatedQueue holds a rescan's read of the queue once armed: it returns
+// the events as they were when the read began, after the gate opens.
+type gatedQueue struct {
+	*store.Store
+	armed   atomic.Bool
+	reading chan struct{}
+	gate    chan struct{}
+}
+
+func (q *gatedQueue) PendingEvents() ([]store.QueuedEvent, error) {
+	evs, err := q.Store.PendingEvents()
+	if q.armed.CompareAndSwap(true, false) {
+		close(q.reading)
+		<-q.gate
+	}
+	return evs, err
+}
+
+// An event acknowledged while a rescan reads the queue is in what the
+// rescan read, but is not taken (and synced) again.
+func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
+	e := newEnv(t)
+	ids := e.addNotes(2)
+	q := &gatedQueue{Store: e.st, reading: make(chan struct{}), gate: make(chan struct{})}
+	se := &schedEnv{env: e}
+	var syncs atomic.Int32
+	se.sched = NewScheduler(SchedulerConfig{
+		Syncer: e.syncer, Store: e.st, Queue: q, Quiet: 20 * time.Millisecond, Rescan: 20 * time.Millisecond,
+		Owns: func(context.Context, store.FolderID) bool { return true },
+		OnSnapshot: func(_ context.Context, snap *store.Snapshot) {
+			se.mu.Lock()
+			se.snaps = append(se.snaps, snap)
+			se.mu.Unlock()
+		},
+		OnSync: func(store.FolderID, time.Duration, *Result, error) { syncs.Add(1) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- se.sched.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); syncs.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reconcile at start did not run")
+		}
+	}
+
+	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	ev, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[1], Time: t0, Received: t0})
+	e.must(err)
+	q.armed.Store(true)
+	<-q.reading // a rescan has read the queue with the event in it
+	se.sched.Notify(ev)
+	if _, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second); !ok {
+		t.Fatal("no snapshot of the edit")
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left, err := e.st.PendingEvents()
+		e.must(err)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event was not acknowledged: %+v", left)
+		}
+	}
+	before := syncs.Load()
+	close(q.gate)
+	time.Sleep(300 * time.Millisecond) // many ticks: a re-taken event would be synced
+	if n := syncs.Load() - before; n != 0 {
+		t.Fatalf("%d syncs after the rescan returned: it took an acknowledged event again", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
@@ -92,6 +93,10 @@ type Scheduler struct {
 	// drop are events for documents of no followed folder, acked in one
 	// batch per tick rather than one synced write per event.
 	drop []store.QueuedEvent
+	// acked are the keys acknowledged while a rescan reads the queue
+	// (nil when none does); rescanning is set while one runs.
+	acked      map[uint64]bool
+	rescanning atomic.Bool
 	// sweeps are the reconciles under way, by folder.
 	sweeps map[store.FolderID]*sweep
 	pace   *pacer
@@ -201,8 +206,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.mu.Unlock()
 		case now := <-reconcile:
 			s.reconcileAll(now)
-		case now := <-rescan:
-			s.rescan(now)
+		case <-rescan:
+			if s.rescanning.CompareAndSwap(false, true) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.rescan()
+				}()
+			}
 		case now := <-tick.C:
 			s.ackDropped()
 			s.dispatch(ctx, now, &wg, sem)
@@ -325,7 +336,6 @@ func (s *Scheduler) ackDropped() {
 			s.addToLocked(f, ev, now)
 			continue
 		}
-		delete(s.queued, ev.Key)
 		keys = append(keys, ev.Key)
 	}
 	s.mu.Unlock()
@@ -335,20 +345,45 @@ func (s *Scheduler) ackDropped() {
 	if err := s.cfg.Queue.AckEvents(keys); err != nil {
 		s.log.Error("acknowledging events of unknown documents", "err", err)
 	}
+	s.mu.Lock()
+	s.ackedLocked(keys)
+	s.mu.Unlock()
 }
 
 // rescan takes the queued events no window or sync of this process
-// holds: those of an instance that died before acknowledging them.
-func (s *Scheduler) rescan(now time.Time) {
+// holds: those of an instance that died before acknowledging them. It
+// runs beside the loop (a slow cluster must not hold up webhooks), one at
+// a time. An event acknowledged while the queue was being read is still
+// in what was read, but is not taken again: acked remembers it.
+func (s *Scheduler) rescan() {
+	defer s.rescanning.Store(false)
+	s.mu.Lock()
+	s.acked = map[uint64]bool{}
+	s.mu.Unlock()
 	evs, err := s.cfg.Queue.PendingEvents()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	acked := s.acked
+	s.acked = nil
 	if err != nil {
 		s.log.Error("re-reading the event queue", "err", err)
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	now := time.Now()
 	for _, ev := range evs {
-		s.addLocked(ev, now)
+		if !acked[ev.Key] {
+			s.addLocked(ev, now)
+		}
+	}
+}
+
+// ackedLocked records that the events of keys were acknowledged.
+func (s *Scheduler) ackedLocked(keys []uint64) {
+	for _, k := range keys {
+		delete(s.queued, k)
+		if s.acked != nil {
+			s.acked[k] = true
+		}
 	}
 }
 
@@ -370,6 +405,18 @@ func (s *Scheduler) disown(ctx context.Context, f store.FolderID) bool {
 	}
 	delete(s.sweeps, f)
 	return true
+}
+
+// forget lets go of events this process will not handle (their folder
+// moved to another instance), without acknowledging them.
+func (s *Scheduler) forget(keys []uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range keys {
+		delete(s.queued, k)
+	}
+	s.unacked -= len(keys)
+	s.reportDepthLocked()
 }
 
 func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time.Time) {
@@ -521,9 +568,12 @@ func (s *Scheduler) sweepOne(ctx context.Context, f store.FolderID, sw *sweep, r
 	}
 	// The sweep stays running until its bookkeeping is done: a slice
 	// claimed in between would run beside this one and share sw.done.
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || errors.Is(err, store.ErrConflict) {
 		s.mu.Lock()
 		sw.running = false
+		if err != nil { // the folder's new holder reconciles it
+			delete(s.sweeps, f)
+		}
 		s.mu.Unlock()
 		return
 	}
@@ -705,6 +755,13 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 	if ctx.Err() != nil {
 		return // events stay in the queue for the next run
 	}
+	if errors.Is(err, store.ErrConflict) {
+		// Another instance holds the folder now and takes these events
+		// from the shared queue; retrying here would record them twice.
+		s.log.Info("folder written by another instance: its lease moved, this sync is dropped", "folder", f.String())
+		s.forget(w.keys)
+		return
+	}
 	if err != nil {
 		s.log.Warn("folder sync failed; will retry", "folder", f.String(), "attempt", w.attempts+1, "err", err)
 		s.retry(f, w, w.docs, w.keys)
@@ -737,9 +794,7 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 			s.log.Error("acknowledging events", "folder", f.String(), "err", err)
 		}
 		s.mu.Lock()
-		for _, k := range ack {
-			delete(s.queued, k)
-		}
+		s.ackedLocked(ack)
 		s.unacked -= len(ack)
 		s.reportDepthLocked()
 		s.mu.Unlock()
