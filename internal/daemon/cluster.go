@@ -27,6 +27,9 @@ type cluster struct {
 
 	mu   sync.Mutex
 	held map[store.FolderID]bool // leases this instance has caught up on
+	// giving is the folder whose lease balance is giving up: owns says
+	// no to it meanwhile, rather than take it again.
+	giving store.FolderID
 	// share is the most folders this instance takes: the folders over
 	// the live instances, rounded up (0 until first counted: no limit).
 	share int
@@ -52,8 +55,9 @@ func newCluster(ctx context.Context, c Config, ns *natsstore.Store, metrics *ser
 func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
 	cl.mu.Lock()
 	full := !cl.held[f] && cl.share > 0 && len(cl.held) >= cl.share
+	giving := f == cl.giving
 	cl.mu.Unlock()
-	if full {
+	if full || giving {
 		return false // an instance with room takes it: every one sees the same events
 	}
 	ok, err := cl.leases.Hold(ctx, f)
@@ -70,7 +74,12 @@ func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
 	if !fresh {
 		return ok
 	}
-	if err := cl.st.CatchUp(ctx, f); err != nil {
+	// Bounded: the scheduler's loop waits on owns, and a cluster that
+	// lost a node answers again within a leader election.
+	cctx, cancel := context.WithTimeout(ctx, cl.ttl)
+	err = cl.st.CatchUp(cctx, f)
+	cancel()
+	if err != nil {
 		cl.log.Warn("catching up with a folder whose lease was taken", "folder", f.String(), "err", err)
 		return false
 	}
@@ -108,6 +117,8 @@ func (cl *cluster) run(ctx context.Context) {
 // lease over this instance's share (one per round, so the folders move
 // gradually and the others take them as their events come).
 func (cl *cluster) balance(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, cl.ttl/3)
+	defer cancel()
 	n, err := cl.instances.Beat(ctx)
 	if err != nil {
 		cl.log.Warn("counting serve instances", "err", err)
@@ -126,14 +137,21 @@ func (cl *cluster) balance(ctx context.Context) {
 			give = f
 			break
 		}
-		delete(cl.held, give)
+		cl.giving = give
 	}
-	n = len(cl.held)
 	cl.mu.Unlock()
 	if give == (store.FolderID{}) {
 		return
 	}
-	if err := cl.leases.ReleaseOne(ctx, give); err != nil {
+	// The lease goes first, then the folder: until the key is deleted
+	// this instance still holds it, and a sync under way may finish.
+	err = cl.leases.ReleaseOne(ctx, give)
+	cl.mu.Lock()
+	delete(cl.held, give)
+	cl.giving = store.FolderID{}
+	n = len(cl.held)
+	cl.mu.Unlock()
+	if err != nil {
 		cl.log.Warn("giving up a folder lease", "folder", give.String(), "err", err)
 		return
 	}
