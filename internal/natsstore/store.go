@@ -172,11 +172,11 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	return s, nil
 }
 
-// clusterSafe refuses a replicated store on nats-server before 2.10:
-// those servers do not serialize an append that expects a subject's last
-// sequence on clustered streams (nats-io/nats-server#4320), so two
-// instances could both append a folder's next snapshot, and a KV create
-// may succeed on a key another instance just took (a lease held twice).
+// clusterSafe refuses a replicated store on nats-server before 2.11.
+// Older servers could accept two appends to a clustered stream that both
+// expect the same last subject sequence (nats-io/nats-server#4320, and
+// #5644 for a create expecting none, which KV creates use): two instances
+// could then both append a folder's next snapshot or both take a lease.
 func clusterSafe(v string, replicas int) error {
 	if replicas <= 1 {
 		return nil
@@ -185,8 +185,8 @@ func clusterSafe(v string, replicas int) error {
 	if _, err := fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &major, &minor); err != nil {
 		return fmt.Errorf("natsstore: nats-server reports version %q, which is not major.minor.patch", v)
 	}
-	if major < 2 || major == 2 && minor < 10 {
-		return fmt.Errorf("natsstore: nats-server %s cannot hold a replicated store safely (it lets two writers append to a folder at once, nats-io/nats-server#4320): upgrade the cluster to nats-server 2.10 or later, or run a single node", v)
+	if major < 2 || major == 2 && minor < 11 {
+		return fmt.Errorf("natsstore: nats-server %s cannot hold a replicated store safely (two writers may append to a folder at once, nats-io/nats-server#4320 and #5644): upgrade the cluster to nats-server 2.11 or later, or run a single node", v)
 	}
 	return nil
 }

@@ -332,7 +332,8 @@ func TestClusterSafe(t *testing.T) {
 	}{
 		{"2.9.10", 1, true},
 		{"2.9.10", 3, false},
-		{"2.10.0", 3, true},
+		{"2.10.18", 3, false},
+		{"2.11.0", 3, true},
 		{"2.15.2", 3, true},
 		{"v2.11.0-beta.1", 3, true},
 		{"1.4.0", 3, false},

@@ -93,7 +93,7 @@ func Node(t testing.TB) string {
 	return Program(t, "node", "apt-get install nodejs npm, or node >= 18 from nodejs.org")
 }
 
-// NATSServer returns the path of nats-server 2.10 or later: older
+// NATSServer returns the path of nats-server 2.11 or later: older
 // servers cannot hold a replicated store (natsstore refuses them), and the
 // tests run the clustered backend.
 func NATSServer(t testing.TB) string {
@@ -108,8 +108,8 @@ func NATSServer(t testing.TB) string {
 	if _, err := fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(string(out), "nats-server: v")), "%d.%d", &major, &minor); err != nil {
 		t.Fatalf("%s --version printed %q: want \"nats-server: vMAJOR.MINOR.PATCH\"", p, out)
 	}
-	if major < 2 || major == 2 && minor < 10 {
-		Missing(t, fmt.Sprintf("%s is %s; the tests need nats-server 2.10 or later (%s)", p, strings.TrimSpace(string(out)), install))
+	if major < 2 || major == 2 && minor < 11 {
+		Missing(t, fmt.Sprintf("%s is %s; the tests need nats-server 2.11 or later (%s)", p, strings.TrimSpace(string(out)), install))
 	}
 	return p
 }
