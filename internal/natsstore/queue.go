@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -26,8 +28,8 @@ const (
 	queueDedupe = time.Hour
 	// queueTimeout bounds one Enqueue, PendingEvents or AckEvents call.
 	queueTimeout = 30 * time.Second
-	// queueStored is where the stream republishes the headers of each
-	// message it stored, to wake watchers up.
+	// queueStored is where the stream republishes each message it
+	// stored, for watchers.
 	queueStored = "rgs.queued"
 	// watchPoll is how often a watcher looks for new messages without a
 	// wake-up.
@@ -35,6 +37,13 @@ const (
 	// publishTry bounds one publish attempt: a request that reached a
 	// stream leader that then died gets no answer, only a timeout.
 	publishTry = 5 * time.Second
+	// queueTry bounds one read, delete or consumer request, for the same
+	// reason: a node that died leaves it unanswered.
+	queueTry = 5 * time.Second
+	// pendingBatch is how many messages PendingEvents asks for at a time.
+	pendingBatch = 1000
+	// ackParallel is how many deletes AckEvents has in flight at a time.
+	ackParallel = 64
 )
 
 // Queue is the durable webhook queue on JetStream.
@@ -53,7 +62,7 @@ func OpenQueue(ctx context.Context, js jetstream.JetStream, replicas int) (*Queu
 		Replicas:   max(replicas, 1),
 		Duplicates: queueDedupe,
 		Retention:  jetstream.LimitsPolicy,
-		RePublish:  &jetstream.RePublish{Source: queueSubject, Destination: queueStored, HeadersOnly: true},
+		RePublish:  &jetstream.RePublish{Source: queueSubject, Destination: queueStored, HeadersOnly: false},
 	}
 	st, err := js.CreateOrUpdateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another instance created it meanwhile
@@ -118,16 +127,22 @@ func transient(err error) bool {
 // message that is not an event is an error naming its sequence (delete it
 // with `nats stream rmm RGS_QUEUE SEQ` once looked at).
 //
-// It reads message by message ("the next message from sequence N"), each
-// request answered by the stream leader, rather than through a consumer:
-// on nats-server 2.9 a new consumer may be placed on a replica that just
-// died, and its creation then hangs until the server notices.
+// It streams the queue through a short-lived consumer, which takes a few
+// round trips however many events are queued. On nats-server 2.9 a new
+// consumer may be placed on a replica that just died, and its creation
+// then hangs until the server notices; so each consumer request is bounded
+// by queueTry, and when one fails or stalls the rest is read message by
+// message ("the next message from sequence N"), each request answered by
+// the stream leader.
 func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
-	var evs []store.QueuedEvent
-	for seq := uint64(1); ; {
-		m, err := q.stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(queueSubject))
+	evs, next, done, err := q.pendingByConsumer(ctx)
+	if err != nil || done {
+		return evs, err
+	}
+	for seq := next; ; {
+		m, err := q.getMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return evs, nil
 		}
@@ -143,25 +158,153 @@ func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 	}
 }
 
-// AckEvents deletes the events with these keys from the queue. Several
-// instances may acknowledge the same event: a key no longer in the queue
-// is not an error.
+// pendingByConsumer reads the queue through an ephemeral consumer (in
+// memory, one replica, no acks). It is done when it has read a message
+// with nothing pending after it; otherwise the caller goes on from next
+// message by message. Only a message that is not an event is an error.
+func (q *Queue) pendingByConsumer(ctx context.Context) (evs []store.QueuedEvent, next uint64, done bool, err error) {
+	tctx, cancel := context.WithTimeout(ctx, queueTry)
+	cons, cerr := q.stream.CreateConsumer(tctx, jetstream.ConsumerConfig{
+		FilterSubject:     queueSubject,
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		AckPolicy:         jetstream.AckNonePolicy,
+		MemoryStorage:     true,
+		Replicas:          1,
+		InactiveThreshold: queueTimeout, // removes it if the delete below is lost
+	})
+	cancel()
+	if cerr != nil {
+		return nil, 1, false, nil
+	}
+	name := cons.CachedInfo().Name
+	defer func() { // nobody needs to wait for it
+		go func() {
+			dctx, dcancel := context.WithTimeout(context.Background(), queueTry)
+			defer dcancel()
+			q.stream.DeleteConsumer(dctx, name)
+		}()
+	}()
+	next = 1
+	for pending := cons.CachedInfo().NumPending; pending > 0; {
+		// A no-wait fetch ends as soon as the server has sent what it has;
+		// the client ends it after a second without a message (a dead node).
+		batch, ferr := cons.FetchNoWait(int(min(pending, pendingBatch)))
+		if ferr != nil {
+			return evs, next, false, nil
+		}
+		got := 0
+		for m := range batch.Messages() {
+			md, merr := m.Metadata()
+			if merr != nil {
+				return evs, next, false, nil
+			}
+			if md.Sequence.Stream < next { // cannot happen: the consumer delivers in order
+				continue
+			}
+			ev, derr := decodeEvent(md.Sequence.Stream, m.Data())
+			if derr != nil {
+				return nil, 0, false, derr
+			}
+			evs = append(evs, ev)
+			next, pending = md.Sequence.Stream+1, md.NumPending
+			got++
+		}
+		if got == 0 {
+			// Nothing although something was pending: the rest was
+			// acknowledged meanwhile, or the consumer's node is gone.
+			return evs, next, false, nil
+		}
+	}
+	return evs, next, true, nil
+}
+
+// getMsg reads the first queue message from sequence seq on, retrying
+// transient errors within ctx, each try bounded by queueTry so that a
+// request to a node that died does not take the whole of ctx.
+func (q *Queue) getMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	for {
+		tctx, cancel := context.WithTimeout(ctx, queueTry)
+		m, err := q.stream.GetMsg(tctx, seq, jetstream.WithGetMsgSubject(queueSubject))
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return m, err
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// AckEvents deletes the events with these keys from the queue, up to
+// ackParallel at a time. Several instances may acknowledge the same event:
+// a key no longer in the queue is not an error. The first failure ends the
+// call and names its key.
 func (q *Queue) AckEvents(keys []uint64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, ackParallel)
 	for _, k := range keys {
-		err := q.stream.DeleteMsg(ctx, k)
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := q.ack(ctx, k); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel() // the caller learns of the failure now, not after the rest
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = fmt.Errorf("natsstore: acknowledging queued webhook events: %w", ctx.Err())
+	}
+	return first
+}
+
+// ack deletes the message with sequence k; transient errors (a leader
+// election) are retried within ctx, each try bounded by queueTry.
+func (q *Queue) ack(ctx context.Context, k uint64) error {
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, queueTry)
+		err := q.stream.DeleteMsg(tctx, k)
+		tcancel()
 		if err == nil {
+			return nil
+		}
+		if transient(err) && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
 			continue
 		}
 		// The delete error does not say why; a message that is gone was
 		// acknowledged already.
-		if _, gerr := q.stream.GetMsg(ctx, k); errors.Is(gerr, jetstream.ErrMsgNotFound) {
-			continue
+		tctx, tcancel = context.WithTimeout(ctx, queueTry)
+		_, gerr := q.stream.GetMsg(tctx, k)
+		tcancel()
+		if errors.Is(gerr, jetstream.ErrMsgNotFound) {
+			return nil
 		}
 		return fmt.Errorf("natsstore: acknowledging queued webhook event %d: %w", k, err)
 	}
-	return nil
 }
 
 // Watch calls fn, in order and from one goroutine, for each event queued
@@ -169,17 +312,24 @@ func (q *Queue) AckEvents(keys []uint64) error {
 // queued after it returns is sure to be seen. A message that is not an
 // event is skipped here; PendingEvents reports it.
 //
-// Watch uses no consumer (see PendingEvents): the stream republishes the
-// headers of each stored message on queueStored, which wakes the watcher
-// up to read the new messages from the stream leader; a poll every
-// watchPoll catches up after wake-ups lost while reconnecting.
+// Watch uses no consumer (see PendingEvents): the stream republishes each
+// stored message on queueStored with its sequence (header Nats-Sequence),
+// and the watcher takes the event from there. It reads from the stream
+// leader instead only when a sequence shows it missed messages (wake-ups
+// lost while reconnecting or dropped as a slow consumer), when the
+// republished message has no body (a stream still configured by an older
+// relay-git-sync, headers only), and on a poll every watchPoll, which
+// catches up after the last wake-ups were lost.
 func (q *Queue) Watch(ctx context.Context, fn func(store.QueuedEvent)) error {
 	nc := q.js.Conn()
-	wake := make(chan struct{}, 1)
-	sub, err := nc.Subscribe(queueStored, func(*nats.Msg) {
+	wctx, wcancel := context.WithCancel(ctx)
+	// The subscription's own pending buffer holds what the watcher has not
+	// taken yet; past its limits the client drops messages, a gap.
+	wakes := make(chan *nats.Msg, 256)
+	sub, err := nc.Subscribe(queueStored, func(m *nats.Msg) {
 		select {
-		case wake <- struct{}{}:
-		default:
+		case wakes <- m:
+		case <-wctx.Done():
 		}
 	})
 	sctx, cancel := context.WithTimeout(ctx, queueTimeout)
@@ -192,37 +342,73 @@ func (q *Queue) Watch(ctx context.Context, fn func(store.QueuedEvent)) error {
 		info, err = q.stream.Info(sctx)
 	}
 	if err != nil {
+		wcancel()
 		if sub != nil {
 			sub.Unsubscribe()
 		}
 		return fmt.Errorf("natsstore: watching the webhook queue: %w", err)
 	}
-	next := info.State.LastSeq + 1
+	w := &watcher{q: q, fn: fn, next: info.State.LastSeq + 1}
 	go func() {
+		defer wcancel()
 		defer sub.Unsubscribe()
 		tick := time.NewTicker(watchPoll)
 		defer tick.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-wctx.Done():
 				return
-			case <-wake:
+			case m := <-wakes:
+				w.woken(wctx, m)
 			case <-tick.C:
-			}
-			// Read errors (a leader election) are retried at the next wake-up or poll.
-			for ctx.Err() == nil {
-				m, err := q.stream.GetMsg(ctx, next, jetstream.WithGetMsgSubject(queueSubject))
-				if err != nil {
-					break
-				}
-				next = m.Sequence + 1
-				if ev, err := decodeEvent(m.Sequence, m.Data); err == nil {
-					fn(ev)
-				}
+				w.catchUp(wctx)
 			}
 		}
 	}()
 	return nil
+}
+
+// watcher is the state of one Watch: next is the sequence of the first
+// message it has not passed to fn (or skipped) yet.
+type watcher struct {
+	q    *Queue
+	fn   func(store.QueuedEvent)
+	next uint64
+}
+
+// woken handles one republished message.
+func (w *watcher) woken(ctx context.Context, m *nats.Msg) {
+	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	switch {
+	case err != nil || seq > w.next || len(m.Data) == 0:
+		// Messages missed, or no body: read from the stream (which
+		// includes this message unless that fails; then the poll retries).
+		w.catchUp(ctx)
+	case seq == w.next:
+		w.next++
+		if ev, err := decodeEvent(seq, m.Data); err == nil {
+			w.fn(ev)
+		}
+	}
+	// seq < next: passed already, read from the stream.
+}
+
+// catchUp reads the messages from next on from the stream until there are
+// no more. A read error (a leader election) ends it: the next wake-up or
+// poll tries again.
+func (w *watcher) catchUp(ctx context.Context) {
+	for ctx.Err() == nil {
+		tctx, cancel := context.WithTimeout(ctx, queueTry)
+		m, err := w.q.stream.GetMsg(tctx, w.next, jetstream.WithGetMsgSubject(queueSubject))
+		cancel()
+		if err != nil {
+			return
+		}
+		w.next = m.Sequence + 1
+		if ev, err := decodeEvent(m.Sequence, m.Data); err == nil {
+			w.fn(ev)
+		}
+	}
 }
 
 // queuedV1 is an event as a queue message holds it. V is the format

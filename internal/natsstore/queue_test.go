@@ -1,6 +1,7 @@
 package natsstore
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -16,7 +17,7 @@ import (
 )
 
 // dialJS connects to url as a separate client, as another instance would.
-func dialJS(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+func dialJS(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}, opts...)
 	nc, err := nats.Connect(url, opts...)
@@ -31,7 +32,7 @@ func dialJS(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstrea
 	return nc, js
 }
 
-func openQueue(t *testing.T, js jetstream.JetStream, replicas int) *Queue {
+func openQueue(t testing.TB, js jetstream.JetStream, replicas int) *Queue {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -252,4 +253,194 @@ func TestQueueClusterNodeKilled(t *testing.T) {
 		t.Fatalf("event a again after the failover: duplicate %v key %d, want true and %d", dup, again.Key, a.Key)
 	}
 	wantEvents(t, "pending after the failover", pending(t, q), a, b, cc)
+}
+
+// enqueueMany queues n distinct events from 8 goroutines and returns
+// them in key order.
+func enqueueMany(t testing.TB, q *Queue, n int) []store.QueuedEvent {
+	t.Helper()
+	evs := make([]store.QueuedEvent, n)
+	errs := make(chan error, n)
+	done := make(chan struct{})
+	for w := range 8 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := w; i < n; i += 8 {
+				ev, _, err := q.Enqueue(event(fmt.Sprintf("e%d", i), fmt.Sprintf("d%d", i)))
+				if err != nil {
+					errs <- err
+					return
+				}
+				evs[i] = ev
+			}
+		}()
+	}
+	for range 8 {
+		<-done
+	}
+	close(errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(evs, func(a, b store.QueuedEvent) int { return cmp.Compare(a.Key, b.Key) })
+	return evs
+}
+
+// noConsumers is a stream on which consumers cannot be created, as when
+// the node a new consumer is placed on is dead: PendingEvents must then
+// read message by message.
+type noConsumers struct{ jetstream.Stream }
+
+func (noConsumers) CreateConsumer(context.Context, jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	return nil, context.DeadlineExceeded
+}
+
+// More events than one fetch asks for, with some acknowledged in between,
+// are all read, in order, through the consumer and message by message.
+func TestQueuePendingManyWithHoles(t *testing.T) {
+	_, js := dialJS(t, natstest.Start(t).URL())
+	q := openQueue(t, js, 1)
+	all := enqueueMany(t, q, pendingBatch+300)
+	var acked []uint64
+	var want []store.QueuedEvent
+	for i, ev := range all {
+		if i%3 == 1 || i == 0 || i == len(all)-1 {
+			acked = append(acked, ev.Key)
+		} else {
+			want = append(want, ev)
+		}
+	}
+	if err := q.AckEvents(acked); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, "pending through a consumer", pending(t, q), want...)
+	slow := &Queue{js: q.js, stream: noConsumers{q.stream}}
+	wantEvents(t, "pending message by message", pending(t, slow), want...)
+	if err := q.AckEvents(acked); err != nil {
+		t.Fatalf("acking %d events again: %v", len(acked), err)
+	}
+	consumers := 0
+	for range q.stream.ListConsumers(context.Background()).Info() {
+		consumers++
+	}
+	if consumers > 1 { // the last one's delete may still be on its way
+		t.Errorf("%d consumers left on the queue stream", consumers)
+	}
+}
+
+// The watcher takes events from the republished messages, and reads from
+// the stream when one shows it missed some (a sequence beyond the next it
+// expects) or has no body (republished headers only, as a stream set up by
+// an older relay-git-sync does).
+func TestQueueWatcherGapAndHeadersOnly(t *testing.T) {
+	_, js := dialJS(t, natstest.Start(t).URL())
+	q := openQueue(t, js, 1)
+	a, _ := enqueue(t, q, event("a", "d1"))
+	b, _ := enqueue(t, q, event("b", "d2"))
+	c, _ := enqueue(t, q, event("c", "d3"))
+	var got []store.QueuedEvent
+	w := &watcher{q: q, fn: func(ev store.QueuedEvent) { got = append(got, ev) }, next: a.Key}
+	republished := func(ev store.QueuedEvent, body bool) *nats.Msg {
+		m := nats.NewMsg(queueStored)
+		m.Header.Set(jetstream.SequenceHeader, fmt.Sprint(ev.Key))
+		if body {
+			data, err := encodeEvent(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Data = data
+		} else {
+			m.Header.Set(nats.MsgSize, "100")
+		}
+		return m
+	}
+	ctx := context.Background()
+	w.woken(ctx, republished(a, true))
+	wantEvents(t, "after a's wake-up", got, a)
+	w.woken(ctx, republished(c, true)) // b missed
+	wantEvents(t, "after c's wake-up with b missed", got, a, b, c)
+	w.woken(ctx, republished(b, true)) // late: passed already
+	wantEvents(t, "after b's late wake-up", got, a, b, c)
+	d, _ := enqueue(t, q, event("d", "d4"))
+	w.woken(ctx, republished(d, false))
+	wantEvents(t, "after d's headers-only wake-up", got, a, b, c, d)
+	if w.next != d.Key+1 {
+		t.Fatalf("next %d, want %d", w.next, d.Key+1)
+	}
+}
+
+// OpenQueue updates a queue stream made by an older relay-git-sync
+// (republishing headers only), keeping its events; Watch works on both.
+func TestQueueOldStreamConfig(t *testing.T) {
+	_, js := dialJS(t, natstest.Start(t).URL())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	old := jetstream.StreamConfig{
+		Name: queueStream, Subjects: []string{queueSubject}, Storage: jetstream.FileStorage,
+		Replicas: 1, Duplicates: queueDedupe, Retention: jetstream.LimitsPolicy,
+		RePublish: &jetstream.RePublish{Source: queueSubject, Destination: queueStored, HeadersOnly: true},
+	}
+	if _, err := js.CreateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	q := openQueue(t, js, 1)
+	before, _ := enqueue(t, q, event("before", "d0"))
+	if q.stream.CachedInfo().Config.RePublish.HeadersOnly {
+		t.Fatal("OpenQueue left the stream republishing headers only")
+	}
+	seen := make(chan store.QueuedEvent, 10)
+	if err := q.Watch(ctx, func(ev store.QueuedEvent) { seen <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := enqueue(t, q, event("a", "d1"))
+	wantEvents(t, "watched with bodies", []store.QueuedEvent{receive(t, seen)}, a)
+	// An older instance starting sets headers only again.
+	if _, err := js.UpdateStream(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := enqueue(t, q, event("b", "d2"))
+	wantEvents(t, "watched with headers only", []store.QueuedEvent{receive(t, seen)}, b)
+	wantEvents(t, "pending", pending(t, q), before, a, b)
+}
+
+// Right after the stream leader dies, with the client on a live node,
+// PendingEvents and AckEvents retry each request until a new leader
+// answers rather than waiting for the whole queueTimeout on the first.
+func TestQueueLeaderKilledReadAndAck(t *testing.T) {
+	c := natstest.StartCluster(t, 3)
+	_, setup := dialJS(t, c.URL())
+	q := openQueue(t, setup, 3)
+	evs := enqueueMany(t, q, 50)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	info, err := q.stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader *natstest.Node
+	var others []string
+	for _, nd := range c.Nodes {
+		if nd.Name == info.Cluster.Leader {
+			leader = nd
+		} else {
+			others = append(others, nd.URL())
+		}
+	}
+	if leader == nil {
+		t.Fatalf("stream leader %q is none of the nodes", info.Cluster.Leader)
+	}
+	_, js := dialJS(t, strings.Join(others, ","))
+	q2 := openQueue(t, js, 3)
+	leader.Kill()
+	start := time.Now()
+	wantEvents(t, "pending right after the leader died", pending(t, q2), evs...)
+	keys := make([]uint64, len(evs))
+	for i, ev := range evs {
+		keys[i] = ev.Key
+	}
+	if err := q2.AckEvents(keys); err != nil {
+		t.Fatal(err)
+	}
+	wantEvents(t, "pending after acking all", pending(t, q2))
+	t.Logf("read and acked %d events in %v after the leader died", len(evs), time.Since(start))
 }
