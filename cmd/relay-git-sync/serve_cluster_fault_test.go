@@ -84,12 +84,6 @@ func TestServeClusterKill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault test: builds the binaries, runs a nats-server cluster and kills processes (skipped with -short)")
 	}
-	// It fails in about 4 runs of 10 on known bugs of the NATS backend
-	// (two holders after a lease handover on nats-server 2.9, a retried
-	// window after ErrConflict; see issue 15's note): opt-in until fixed.
-	if os.Getenv("RELAY_GIT_SYNC_CLUSTER_FAULTS") == "" {
-		t.Skip("set RELAY_GIT_SYNC_CLUSTER_FAULTS=1 (make cluster-fault-test) to run the cluster fault test")
-	}
 	testreq.NATSServer(t)
 	t0 := time.Now()
 	bt := newBinTool(t) // relay-git-sync and git-remote-relay; needs go and git
