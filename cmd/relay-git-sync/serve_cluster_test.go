@@ -2,7 +2,10 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +64,14 @@ func TestServeClusterTwoInstances(t *testing.T) {
 	holder, other := a, b
 	if _, body, _ := a.get("/health"); !strings.Contains(string(body), `"leases":1`) {
 		holder, other = b, a
+	}
+	// The web history browser of the instance that follows shows it too.
+	folderPage := fmt.Sprintf("/ui/f/%s/%s/", f.RelayID(), f.ID())
+	if page := webPage(t, other, folderPage); !strings.Contains(page, "u5") {
+		t.Errorf("the follower's timeline page does not show the last edit's user u5:\n%s", page)
+	}
+	if page := webPage(t, other, fmt.Sprintf("%ss/%d/file?path=notes/a.md", folderPage, last)); !strings.Contains(page, "edit 5") {
+		t.Errorf("the follower's page of notes/a.md at snapshot %d does not show its text:\n%s", last, page)
 	}
 	if _, body, _ := holder.get("/health"); !strings.Contains(string(body), `"leases":1`) || !strings.Contains(string(body), `"instance"`) {
 		t.Fatalf("/health of the holder: %s", body)
@@ -151,4 +162,22 @@ func TestServeClusterSharesFolders(t *testing.T) {
 			last = sn.Time
 		}
 	}
+}
+
+// webPage signs in to p's web history browser with its read token and
+// returns the page at path.
+func webPage(t *testing.T, p *serveProc, path string) string {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	must(t, err)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	resp, err := c.PostForm(p.url+"/ui/login", url.Values{"token": {p.apiToken}, "next": {path}})
+	must(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	must(t, err)
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != strings.SplitN(path, "?", 2)[0] {
+		t.Fatalf("signing in to %s: %s at %s", path, resp.Status, resp.Request.URL)
+	}
+	return string(body)
 }
