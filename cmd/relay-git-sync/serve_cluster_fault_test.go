@@ -446,7 +446,16 @@ func startFaultServe(t *testing.T, bt *binTool, r *faultRelay, secret, name, dat
 			lines := slices.DeleteFunc(strings.Split(string(log), "\n"), func(l string) bool {
 				return strings.Contains(l, `msg="push failed"`) // the connectors' URLs are not reachable, by design
 			})
-			t.Logf("log of serve %s (without push failures):\n%s", name, tail(strings.Join(lines, "\n"), 80))
+			// Everything but the snapshots (leases, warnings, errors),
+			// then the last lines as they came.
+			var events []string
+			for _, l := range lines {
+				if !strings.Contains(l, "msg=snapshot ") {
+					events = append(events, l)
+				}
+			}
+			t.Logf("log of serve %s without snapshots and push failures:\n%s\nits last lines:\n%s", name,
+				tail(strings.Join(events, "\n"), 150), tail(strings.Join(lines, "\n"), 20))
 		}
 	})
 	for deadline := time.Now().Add(faultWait); ; time.Sleep(20 * time.Millisecond) {
@@ -779,7 +788,12 @@ func (l *faultLoad) waitProgress(t0 time.Time, n int) {
 				}
 			}
 			if done < n {
-				behind = append(behind, fmt.Sprintf("folder %d: %d", f, done))
+				last := "no step"
+				if len(ss) > 0 {
+					st := ss[len(ss)-1]
+					last = fmt.Sprintf("step %d (user %s, event %s) acknowledged at %s, snapshot %d", st.k, st.user, st.event, st.acked.Format(time.RFC3339Nano), st.seq)
+				}
+				behind = append(behind, fmt.Sprintf("folder %d (%s): %d, last %s", f, l.relay.folders[f].ID(), done, last))
 			}
 		}
 		l.mu.Unlock()
