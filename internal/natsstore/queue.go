@@ -62,11 +62,23 @@ func OpenQueue(ctx context.Context, js jetstream.JetStream, replicas int) (*Queu
 		Replicas:   max(replicas, 1),
 		Duplicates: queueDedupe,
 		Retention:  jetstream.LimitsPolicy,
-		RePublish:  &jetstream.RePublish{Source: queueSubject, Destination: queueStored, HeadersOnly: false},
+		// Whole messages, so that watchers need not read them back.
+		RePublish: &jetstream.RePublish{Source: queueSubject, Destination: queueStored},
 	}
 	st, err := js.CreateOrUpdateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) { // another instance created it meanwhile
 		st, err = js.CreateOrUpdateStream(ctx, cfg)
+	}
+	if err != nil {
+		// nats-server before 2.10 cannot change a stream's RePublish: keep
+		// the one an older relay-git-sync set (headers only), which Watch
+		// handles too.
+		if cur, cerr := js.Stream(ctx, queueStream); cerr == nil {
+			if rp := cur.CachedInfo().Config.RePublish; rp != nil && *rp != *cfg.RePublish {
+				cfg.RePublish = rp
+				st, err = js.CreateOrUpdateStream(ctx, cfg)
+			}
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("natsstore: creating the webhook queue (stream %s): %w", queueStream, err)
@@ -186,6 +198,9 @@ func (q *Queue) pendingByConsumer(ctx context.Context) (evs []store.QueuedEvent,
 	}()
 	next = 1
 	for pending := cons.CachedInfo().NumPending; pending > 0; {
+		if ctx.Err() != nil { // the caller's read reports it
+			return evs, next, false, nil
+		}
 		// A no-wait fetch ends as soon as the server has sent what it has;
 		// the client ends it after a second without a message (a dead node).
 		batch, ferr := cons.FetchNoWait(int(min(pending, pendingBatch)))
