@@ -451,3 +451,27 @@ func TestQueueLeaderKilledReadAndAck(t *testing.T) {
 	wantEvents(t, "pending after acking all", pending(t, q2))
 	t.Logf("read and acked %d events in %v after the leader died", len(evs), time.Since(start))
 }
+
+// noReads is a stream from which messages cannot be read, as while its
+// leader is being elected.
+type noReads struct{ jetstream.Stream }
+
+func (noReads) GetMsg(context.Context, uint64, ...jetstream.GetMsgOpt) (*jetstream.RawStreamMsg, error) {
+	return nil, context.DeadlineExceeded
+}
+
+// Watch takes the events from the republished messages: it needs no read
+// from the stream while none is missed.
+func TestQueueWatchWithoutReads(t *testing.T) {
+	_, js := dialJS(t, natstest.Start(t).URL())
+	q := openQueue(t, js, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	seen := make(chan store.QueuedEvent, 10)
+	if err := (&Queue{js: q.js, stream: noReads{q.stream}}).Watch(ctx, func(ev store.QueuedEvent) { seen <- ev }); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := enqueue(t, q, event("a", "d1"))
+	b, _ := enqueue(t, q, event("b", "d2"))
+	wantEvents(t, "watched", []store.QueuedEvent{receive(t, seen), receive(t, seen)}, a, b)
+}
