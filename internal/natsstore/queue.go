@@ -40,7 +40,11 @@ const (
 	// queueTry bounds one read, delete or consumer request, for the same
 	// reason: a node that died leaves it unanswered.
 	queueTry = 5 * time.Second
-	// pendingBatch is how many messages PendingEvents asks for at a time.
+	// fewEvents is how many queued messages PendingEvents reads one by one
+	// rather than through a consumer.
+	fewEvents = 8
+	// pendingBatch is how many messages PendingEvents asks a consumer for
+	// at a time.
 	pendingBatch = 1000
 	// ackParallel is how many deletes AckEvents has in flight at a time.
 	ackParallel = 64
@@ -139,8 +143,8 @@ func transient(err error) bool {
 // message that is not an event is an error naming its sequence (delete it
 // with `nats stream rmm RGS_QUEUE SEQ` once looked at).
 //
-// It streams the queue through a short-lived consumer, which takes a few
-// round trips however many events are queued. On nats-server 2.9 a new
+// It streams a queue of more than fewEvents through a short-lived
+// consumer, which takes a few round trips however many events are queued. On nats-server 2.9 a new
 // consumer may be placed on a replica that just died, and its creation
 // then hangs until the server notices; so each consumer request is bounded
 // by queueTry, and when one fails or stalls the rest is read message by
@@ -149,9 +153,14 @@ func transient(err error) bool {
 func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
-	evs, next, done, err := q.pendingByConsumer(ctx)
-	if err != nil || done {
-		return evs, err
+	var evs []store.QueuedEvent
+	next := uint64(1)
+	if !q.few(ctx) {
+		var done bool
+		var err error
+		if evs, next, done, err = q.pendingByConsumer(ctx); err != nil || done {
+			return evs, err
+		}
 	}
 	for seq := next; ; {
 		m, err := q.getMsg(ctx, seq)
@@ -168,6 +177,17 @@ func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 		evs = append(evs, ev)
 		seq = m.Sequence + 1
 	}
+}
+
+// few reports whether the queue holds at most fewEvents messages, which
+// are read message by message sooner than a consumer is made (and on the
+// cluster's meta leader, at every rescan of every instance). When the
+// stream leader does not answer, a consumer would not help either.
+func (q *Queue) few(ctx context.Context) bool {
+	tctx, cancel := context.WithTimeout(ctx, queueTry)
+	defer cancel()
+	info, err := q.stream.Info(tctx)
+	return err != nil || info.State.Msgs <= fewEvents
 }
 
 // pendingByConsumer reads the queue through an ephemeral consumer (in

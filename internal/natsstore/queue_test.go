@@ -171,20 +171,26 @@ func receive(t *testing.T, ch chan store.QueuedEvent) store.QueuedEvent {
 	}
 }
 
+// The malformed message follows one event (read message by message) or
+// more than fewEvents (read through a consumer).
 func TestQueueMalformedMessageIsNamed(t *testing.T) {
-	for _, body := range []string{"not json", `{"v":2,"relay":"r","doc":"d"}`} {
-		t.Run(body, func(t *testing.T) {
-			_, js := dialJS(t, natstest.Start(t).URL())
-			q := openQueue(t, js, 1)
-			enqueue(t, q, event("a", "d1"))
-			if _, err := js.Publish(context.Background(), queueSubject, []byte(body)); err != nil {
-				t.Fatal(err)
-			}
-			_, err := q.PendingEvents()
-			if err == nil || !strings.Contains(err.Error(), "sequence 2 ") {
-				t.Fatalf("PendingEvents with message 2 %q: %v, want an error naming sequence 2", body, err)
-			}
-		})
+	for _, before := range []int{1, fewEvents + 2} {
+		for _, body := range []string{"not json", `{"v":2,"relay":"r","doc":"d"}`} {
+			t.Run(fmt.Sprintf("%d/%s", before, body), func(t *testing.T) {
+				_, js := dialJS(t, natstest.Start(t).URL())
+				q := openQueue(t, js, 1)
+				enqueueMany(t, q, before)
+				if _, err := js.Publish(context.Background(), queueSubject, []byte(body)); err != nil {
+					t.Fatal(err)
+				}
+				enqueue(t, q, event("after", "d1"))
+				bad := fmt.Sprintf("sequence %d ", before+1)
+				_, err := q.PendingEvents()
+				if err == nil || !strings.Contains(err.Error(), bad) {
+					t.Fatalf("PendingEvents with message %d %q: %v, want an error naming %s", before+1, body, err, bad)
+				}
+			})
+		}
 	}
 }
 
