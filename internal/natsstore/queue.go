@@ -144,12 +144,12 @@ func transient(err error) bool {
 // with `nats stream rmm RGS_QUEUE SEQ` once looked at).
 //
 // It streams a queue of more than fewEvents through a short-lived
-// consumer, which takes a few round trips however many events are queued. On nats-server 2.9 a new
-// consumer may be placed on a replica that just died, and its creation
-// then hangs until the server notices; so each consumer request is bounded
-// by queueTry, and when one fails or stalls the rest is read message by
-// message ("the next message from sequence N"), each request answered by
-// the stream leader.
+// consumer, a few round trips however many events are queued. On
+// nats-server 2.9 a new consumer may be placed on a replica that just
+// died, and its creation then hangs until the server notices; so each
+// consumer request is bounded by queueTry, and when one fails or stalls
+// the rest is read message by message ("the next message from sequence
+// N"), each request answered by the stream leader and bounded by queueTry.
 func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
