@@ -80,7 +80,14 @@ func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
 	err = cl.st.CatchUp(cctx, f)
 	cancel()
 	if err != nil {
-		cl.log.Warn("catching up with a folder whose lease was taken", "folder", f.String(), "err", err)
+		// Given back, not kept: a lease this instance renews but does not
+		// sync (its share full meanwhile) would hold the folder up for good.
+		cl.log.Warn("catching up with a folder whose lease was taken failed; lease given back", "folder", f.String(), "err", err)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cl.ttl/3)
+		if err := cl.leases.ReleaseOne(rctx, f); err != nil {
+			cl.log.Warn("giving a folder lease back", "folder", f.String(), "err", err)
+		}
+		cancel()
 		return false
 	}
 	cl.mu.Lock()

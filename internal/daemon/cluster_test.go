@@ -1,0 +1,62 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/relay-git-sync/relay-git-sync/internal/natsstore"
+	"github.com/relay-git-sync/relay-git-sync/internal/natstest"
+	"github.com/relay-git-sync/relay-git-sync/internal/store"
+	"github.com/relay-git-sync/relay-git-sync/server"
+)
+
+// A lease whose folder the replica cannot catch up on (a write it cannot
+// apply yet) is given back, not kept: kept and renewed while another
+// folder fills this instance's share, nobody would sync the folder.
+func TestOwnsGivesBackALeaseItCannotCatchUpOn(t *testing.T) {
+	url := natstest.Start(t).URL()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	ns, err := natsstore.Open(ctx, nc, natsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	f := store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "22222222-2222-4222-8222-222222222222"}
+	if err := ns.AddFolder(f); err != nil {
+		t.Fatal(err)
+	}
+	// A write whose body is in an object that does not exist: the
+	// replica retries it, and does not get past it.
+	msg := nats.NewMsg("rgs.log." + f.Relay + "." + f.Folder)
+	msg.Header.Set("Rgs-Op-Object", "op.missing")
+	if _, err := ns.JetStream().PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := server.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := newCluster(ctx, Config{Instance: "a", LeaseTTL: time.Second, Logger: slog.New(slog.DiscardHandler)}, ns, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.owns(ctx, f) {
+		t.Fatal("owns a folder its replica could not catch up on")
+	}
+	if held := cl.leases.Held(); len(held) != 0 {
+		t.Fatalf("leases still held after the catch-up failed: %v", held)
+	}
+	if h, err := cl.leases.Holder(ctx, f); err != nil || h != "" {
+		t.Fatalf("the lease's holder in the bucket: %q, %v; want none", h, err)
+	}
+}
