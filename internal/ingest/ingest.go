@@ -79,6 +79,9 @@ type Request struct {
 	// Origin is recorded with the snapshot, if this sync records one:
 	// what write of relay-git-sync itself it records (see Write).
 	Origin store.Origin
+	// Events are the queue keys of the webhook events behind this sync,
+	// given to the snapshot (see store.Snapshot.Events).
+	Events []uint64
 }
 
 // Sweep is one slice of a reconcile: documents whose content is stored
@@ -313,7 +316,7 @@ func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin}
+	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin, Events: req.Events}
 	if err := s.addSnapshot(prev, snap, newStates, drop); err != nil {
 		return nil, fmt.Errorf("folder %s: recording snapshot: %w", f, err)
 	}

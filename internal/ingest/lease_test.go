@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,5 +230,66 @@ func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // many ticks: a re-taken event would be synced
 	if n := syncs.Load() - before; n != 0 {
 		t.Fatalf("%d syncs after the rescan returned: it took an acknowledged event again", n)
+	}
+}
+
+// recordingQueue is a shared queue that knows some events are recorded
+// by a snapshot already.
+type recordingQueue struct {
+	*store.Store
+	recorded map[uint64]bool
+}
+
+func (q *recordingQueue) Recorded(k uint64) bool { return q.recorded[k] }
+
+// An event a snapshot records already (its instance died before
+// acknowledging it) that shares a window with a new one is acknowledged,
+// and its user is not credited again.
+func TestRecordedEventNotRecordedAgain(t *testing.T) {
+	e := newEnv(t)
+	ids := e.addNotes(2)
+	q := &recordingQueue{Store: e.st, recorded: map[uint64]bool{}}
+	se := &schedEnv{env: e}
+	var syncs atomic.Int32
+	se.sched = NewScheduler(SchedulerConfig{
+		Syncer: e.syncer, Store: e.st, Queue: q, Quiet: 100 * time.Millisecond,
+		OnSnapshot: func(_ context.Context, snap *store.Snapshot) {
+			se.mu.Lock()
+			se.snaps = append(se.snaps, snap)
+			se.mu.Unlock()
+		},
+		OnSync: func(store.FolderID, time.Duration, *Result, error) { syncs.Add(1) },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- se.sched.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for deadline := time.Now().Add(10 * time.Second); syncs.Load() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reconcile at start did not run")
+		}
+	}
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	old, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[0], Time: t0, User: "alice", Received: t0})
+	e.must(err)
+	q.recorded[old.Key] = true // before the scheduler sees the event: no race on the map
+	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
+	ev, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[1], Time: t0.Add(time.Second), User: "bob", Received: t0})
+	e.must(err)
+	se.sched.Notify(old)
+	se.sched.Notify(ev)
+	s, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second)
+	if !ok || len(s.Users) != 1 || s.Users[0] != "bob" || !slices.Equal(s.Events, []uint64{ev.Key}) {
+		t.Fatalf("snapshot: %+v, %v; want bob's alone, with his event", s, ok)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		left, err := e.st.PendingEvents()
+		e.must(err)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events left in the queue: %+v", left)
+		}
 	}
 }

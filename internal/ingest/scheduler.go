@@ -19,6 +19,12 @@ type Queue interface {
 	AckEvents(keys []uint64) error
 }
 
+// recorder is a queue shared by several instances (internal/natsstore),
+// which knows the events a snapshot in its log records already.
+type recorder interface {
+	Recorded(key uint64) bool
+}
+
 // SchedulerConfig configures a Scheduler.
 type SchedulerConfig struct {
 	Syncer *Syncer
@@ -128,9 +134,9 @@ const (
 type window struct {
 	docs        map[string]bool
 	keys        []uint64
-	users       []string
-	newest      time.Time // newest webhook time: the snapshot's time
-	first, last time.Time // when the window opened and last grew
+	userOf      map[uint64]string // the user of each event that names one
+	newest      time.Time         // newest webhook time: the snapshot's time
+	first, last time.Time         // when the window opened and last grew
 	attempts    int
 	notBefore   time.Time // retry backoff
 }
@@ -424,7 +430,7 @@ func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time
 	w.docs[ev.Doc] = true
 	w.keys = append(w.keys, ev.Key)
 	if ev.User != "" {
-		w.users = append(w.users, ev.User)
+		w.userOf[ev.Key] = ev.User
 	}
 	if t := s.eventTime(ev, now); t.After(w.newest) {
 		w.newest = t
@@ -460,7 +466,7 @@ func (s *Scheduler) eventTime(ev store.QueuedEvent, now time.Time) time.Time {
 func (s *Scheduler) windowLocked(f store.FolderID, now time.Time) *window {
 	w := s.pending[f]
 	if w == nil {
-		w = &window{docs: map[string]bool{}, first: now, last: now}
+		w = &window{docs: map[string]bool{}, userOf: map[uint64]string{}, first: now, last: now}
 		s.pending[f] = w
 	}
 	return w
@@ -746,7 +752,21 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 		s.mu.Unlock()
 	}()
 
-	req := Request{Folder: f, Time: w.newest, Users: w.users, Dirty: w.docs}
+	req := Request{Folder: f, Time: w.newest, Dirty: w.docs}
+	s.mu.Lock()
+	for _, k := range w.keys {
+		// An event a snapshot records already (its writer died before
+		// acknowledging it) is acknowledged with the others, not recorded
+		// again.
+		if r, ok := s.cfg.Queue.(recorder); ok && r.Recorded(k) {
+			continue
+		}
+		req.Events = append(req.Events, k)
+		if u := w.userOf[k]; u != "" {
+			req.Users = append(req.Users, u)
+		}
+	}
+	s.mu.Unlock()
 	start := time.Now()
 	res, err := s.cfg.Syncer.SyncFolder(ctx, req)
 	if s.cfg.OnSync != nil {
@@ -814,7 +834,7 @@ func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, k
 		w.docs[d] = true
 	}
 	w.keys = append(w.keys, keys...)
-	w.users = append(w.users, old.users...)
+	maps.Copy(w.userOf, old.userOf)
 	if old.newest.After(w.newest) {
 		w.newest = old.newest
 	}

@@ -51,6 +51,9 @@ type op struct {
 	// Hold is the writer's mass-deletion policy: every replica holds
 	// what the writer held, whatever it was given itself.
 	Hold store.HoldPolicy
+	// Events are the queue keys of the webhook events the snapshot
+	// records (Store.PendingEvents leaves them out).
+	Events []uint64
 
 	Docs map[string]store.DocState
 	Drop []string
@@ -386,6 +389,12 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 		if seq != o.Seq {
 			return fmt.Errorf("snapshot of %s became %d in this replica, %d in the log: the replica is damaged (restart to rebuild it)", o.Folder, seq, o.Seq)
 		}
+		s.mu.Lock()
+		s.handledGen++
+		for _, k := range o.Events {
+			s.handled[k] = s.handledGen
+		}
+		s.mu.Unlock()
 		return nil
 	}
 	return refused(s.applySmall(o))
@@ -584,7 +593,7 @@ func (s *Store) addSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	if err != nil {
 		return 0, err
 	}
-	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold}
+	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold, Events: snap.Events}
 	check := func() error {
 		var prev []store.File
 		o.Seq = 1

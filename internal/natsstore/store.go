@@ -31,6 +31,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -86,6 +87,11 @@ type Store struct {
 	pos     uint64            // stream sequence the follower has applied up to
 	moved   chan struct{}     // closed and replaced when pos moves
 	subj    map[string]*sync.Mutex
+	// handled are the queue keys of the webhook events the applied
+	// snapshots record, with the value of handledGen when each was
+	// recorded (PendingEvents forgets those acknowledged since).
+	handled    map[uint64]uint64
+	handledGen uint64
 
 	uploaded sync.Map // store.BlobID -> struct{}: known to be in the cluster
 
@@ -122,7 +128,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
+	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, handled: map[uint64]uint64{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
 	if o.Existing {
 		if _, err := js.Stream(ctx, logStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, ErrNoStore
@@ -240,8 +246,51 @@ func (s *Store) Enqueue(ev store.QueuedEvent) (store.QueuedEvent, bool, error) {
 	return s.queue.Enqueue(ev)
 }
 
-// PendingEvents returns every event not yet acknowledged by any instance.
-func (s *Store) PendingEvents() ([]store.QueuedEvent, error) { return s.queue.PendingEvents() }
+// PendingEvents returns every event not yet acknowledged by any instance,
+// but those a snapshot in the log records (its writer died before
+// acknowledging them): these are acknowledged here instead.
+func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
+	s.mu.Lock()
+	gen := s.handledGen
+	s.mu.Unlock()
+	evs, err := s.queue.PendingEvents()
+	if err != nil {
+		return nil, err
+	}
+	pending := make(map[uint64]bool, len(evs))
+	for _, ev := range evs {
+		pending[ev.Key] = true
+	}
+	var done []uint64
+	s.mu.Lock()
+	for k, g := range s.handled {
+		switch {
+		case pending[k]:
+			done = append(done, k)
+			pending[k] = false
+		case g <= gen:
+			// Recorded before the queue was read and not in it: acknowledged.
+			delete(s.handled, k)
+		}
+	}
+	s.mu.Unlock()
+	if len(done) == 0 {
+		return evs, nil
+	}
+	if err := s.queue.AckEvents(done); err != nil {
+		s.log.Warn("acknowledging webhook events a snapshot in the log records", "err", err)
+	}
+	return slices.DeleteFunc(evs, func(ev store.QueuedEvent) bool { return !pending[ev.Key] }), nil
+}
+
+// Recorded reports whether a snapshot in the log records the webhook
+// event with queue key k.
+func (s *Store) Recorded(k uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.handled[k]
+	return ok
+}
 
 // AckEvents removes events from the shared queue.
 func (s *Store) AckEvents(keys []uint64) error { return s.queue.AckEvents(keys) }

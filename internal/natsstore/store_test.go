@@ -344,3 +344,50 @@ func TestClusterSafe(t *testing.T) {
 		}
 	}
 }
+
+// The events a snapshot records are not pending for another instance,
+// even when the writer died before acknowledging them: that instance
+// acknowledges them, and forgets them once they are gone.
+func TestPendingLeavesOutRecordedEvents(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	b := open(t, url, Options{})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	var keys []uint64
+	for i := range 3 {
+		ev, _, err := a.Enqueue(store.QueuedEvent{Relay: testFolder.Relay, Doc: fmt.Sprint("doc-", i), Time: t0, Received: t0})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, ev.Key)
+	}
+	id, err := a.PutBlob([]byte("x"), store.BlobID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// a records the first two events' snapshot, and dies unacknowledged.
+	if _, err := a.AddSnapshot(&store.Snapshot{Folder: testFolder, Time: t0, Users: []string{"u"}, Events: keys[:2],
+		Files: []store.File{{Path: "x.md", Blob: id, Size: 1, DocID: "x", Kind: "markdown"}}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := b.PendingEvents()
+	if err != nil || len(evs) != 1 || evs[0].Key != keys[2] {
+		t.Fatalf("b's pending events: %+v, %v; want only the one no snapshot records (%d)", evs, err, keys[2])
+	}
+	left, err := b.queue.PendingEvents()
+	if err != nil || len(left) != 1 {
+		t.Fatalf("the queue after b read it: %+v, %v; want the recorded events acknowledged", left, err)
+	}
+	if _, err := b.PendingEvents(); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	n := len(b.handled)
+	b.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("b still remembers %d acknowledged events", n)
+	}
+}

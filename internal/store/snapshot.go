@@ -68,6 +68,12 @@ type Snapshot struct {
 	Changes []Change
 	Origin  Origin
 	Files   []File // the whole tree, sorted by Path, unique
+	// Events are the queue keys of the webhook events the snapshot
+	// records. The Badger store does not keep them (its one process
+	// acknowledges the events next); a store shared by several instances
+	// logs them, so that another instance never records the events of a
+	// holder that died before acknowledging them a second time.
+	Events []uint64
 }
 
 // SnapshotInfo is a snapshot without its tree (Snapshots lists these).
