@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -79,9 +80,12 @@ type Request struct {
 	// Origin is recorded with the snapshot, if this sync records one:
 	// what write of relay-git-sync itself it records (see Write).
 	Origin store.Origin
-	// Events are the queue keys of the webhook events behind this sync,
-	// given to the snapshot (see store.Snapshot.Events).
-	Events []uint64
+	// Events are the webhook events behind this sync, queue key to
+	// document id. The snapshot records those of documents of this
+	// folder that were fetched (see store.Snapshot.Events): an event
+	// whose document failed stays to be retried, and one of another
+	// folder's document is that folder's to record.
+	Events map[uint64]string
 }
 
 // Sweep is one slice of a reconcile: documents whose content is stored
@@ -316,12 +320,30 @@ func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin, Events: req.Events}
+	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin, Events: recordedEvents(f, req.Events, seen, res.Failed)}
 	if err := s.addSnapshot(prev, snap, newStates, drop); err != nil {
 		return nil, fmt.Errorf("folder %s: recording snapshot: %w", f, err)
 	}
 	res.Snapshot = snap
 	return res, nil
+}
+
+// recordedEvents are the keys of the events a snapshot records: those of
+// the folder's own document or of a document of the folder in the
+// snapshot (seen), unless that document failed to sync.
+func recordedEvents(f store.FolderID, events map[uint64]string, seen map[string]bool, failed []Problem) []uint64 {
+	bad := map[string]bool{}
+	for _, p := range failed {
+		bad[p.DocID] = true
+	}
+	var keys []uint64
+	for k, doc := range events {
+		if (doc == f.Folder || seen[doc]) && !bad[doc] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // afterAdder is a store shared by several instances (internal/natsstore),

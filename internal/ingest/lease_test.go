@@ -293,3 +293,17 @@ func TestRecordedEventNotRecordedAgain(t *testing.T) {
 		}
 	}
 }
+
+// A snapshot records the events of its folder's documents that synced:
+// not those of a document that failed (retried, so still to record), nor
+// of another folder's document (an unknown document's event joins every
+// folder whose documents are not listed yet).
+func TestRecordedEvents(t *testing.T) {
+	f := store.FolderID{Relay: "r", Folder: "folder-doc"}
+	events := map[uint64]string{1: "a", 2: "b", 3: "elsewhere", 4: "folder-doc", 5: "a"}
+	seen := map[string]bool{"a": true, "b": true}
+	got := recordedEvents(f, events, seen, []Problem{{DocID: "b"}})
+	if !slices.Equal(got, []uint64{1, 4, 5}) {
+		t.Fatalf("recorded events %v, want [1 4 5]", got)
+	}
+}

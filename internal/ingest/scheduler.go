@@ -134,12 +134,15 @@ const (
 type window struct {
 	docs        map[string]bool
 	keys        []uint64
-	userOf      map[uint64]string // the user of each event that names one
-	newest      time.Time         // newest webhook time: the snapshot's time
-	first, last time.Time         // when the window opened and last grew
+	events      map[uint64]windowEvent // by queue key
+	newest      time.Time              // newest webhook time: the snapshot's time
+	first, last time.Time              // when the window opened and last grew
 	attempts    int
 	notBefore   time.Time // retry backoff
 }
+
+// windowEvent is what a window keeps of each of its webhook events.
+type windowEvent struct{ doc, user string }
 
 // NewScheduler returns a scheduler; Run starts it.
 func NewScheduler(cfg SchedulerConfig) *Scheduler {
@@ -429,9 +432,7 @@ func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time
 	w := s.windowLocked(f, now)
 	w.docs[ev.Doc] = true
 	w.keys = append(w.keys, ev.Key)
-	if ev.User != "" {
-		w.userOf[ev.Key] = ev.User
-	}
+	w.events[ev.Key] = windowEvent{doc: ev.Doc, user: ev.User}
 	if t := s.eventTime(ev, now); t.After(w.newest) {
 		w.newest = t
 	}
@@ -466,7 +467,7 @@ func (s *Scheduler) eventTime(ev store.QueuedEvent, now time.Time) time.Time {
 func (s *Scheduler) windowLocked(f store.FolderID, now time.Time) *window {
 	w := s.pending[f]
 	if w == nil {
-		w = &window{docs: map[string]bool{}, userOf: map[uint64]string{}, first: now, last: now}
+		w = &window{docs: map[string]bool{}, events: map[uint64]windowEvent{}, first: now, last: now}
 		s.pending[f] = w
 	}
 	return w
@@ -761,9 +762,13 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 		if r, ok := s.cfg.Queue.(recorder); ok && r.Recorded(k) {
 			continue
 		}
-		req.Events = append(req.Events, k)
-		if u := w.userOf[k]; u != "" {
-			req.Users = append(req.Users, u)
+		ev := w.events[k]
+		if req.Events == nil {
+			req.Events = map[uint64]string{}
+		}
+		req.Events[k] = ev.doc
+		if ev.user != "" {
+			req.Users = append(req.Users, ev.user)
 		}
 	}
 	s.mu.Unlock()
@@ -834,7 +839,7 @@ func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, k
 		w.docs[d] = true
 	}
 	w.keys = append(w.keys, keys...)
-	maps.Copy(w.userOf, old.userOf)
+	maps.Copy(w.events, old.events)
 	if old.newest.After(w.newest) {
 		w.newest = old.newest
 	}

@@ -390,9 +390,8 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 			return fmt.Errorf("snapshot of %s became %d in this replica, %d in the log: the replica is damaged (restart to rebuild it)", o.Folder, seq, o.Seq)
 		}
 		s.mu.Lock()
-		s.handledGen++
 		for _, k := range o.Events {
-			s.handled[k] = s.handledGen
+			s.handled[k] = struct{}{}
 		}
 		s.mu.Unlock()
 		return nil

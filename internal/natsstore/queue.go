@@ -179,6 +179,32 @@ func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 	}
 }
 
+// firstSeq is the sequence of the queue's oldest message (the last plus
+// one when it is empty), as the stream leader has it: every event below it
+// was acknowledged.
+func (q *Queue) firstSeq() (uint64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
+	defer cancel()
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, queueTry)
+		info, err := q.stream.Info(tctx)
+		tcancel()
+		if err == nil {
+			if info.State.Msgs == 0 {
+				return info.State.LastSeq + 1, nil
+			}
+			return info.State.FirstSeq, nil
+		}
+		if !transient(err) || ctx.Err() != nil {
+			return 0, fmt.Errorf("natsstore: reading the webhook queue's state: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
 // few reports whether the queue holds at most fewEvents messages, which
 // are read message by message sooner than a consumer is made (and on the
 // cluster's meta leader, at every rescan of every instance). When the

@@ -88,10 +88,8 @@ type Store struct {
 	moved   chan struct{}     // closed and replaced when pos moves
 	subj    map[string]*sync.Mutex
 	// handled are the queue keys of the webhook events the applied
-	// snapshots record, with the value of handledGen when each was
-	// recorded (PendingEvents forgets those acknowledged since).
-	handled    map[uint64]uint64
-	handledGen uint64
+	// snapshots record (PendingEvents forgets those acknowledged since).
+	handled map[uint64]struct{}
 
 	uploaded sync.Map // store.BlobID -> struct{}: known to be in the cluster
 
@@ -128,7 +126,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, handled: map[uint64]uint64{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
+	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, handled: map[uint64]struct{}{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
 	if o.Existing {
 		if _, err := js.Stream(ctx, logStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, ErrNoStore
@@ -249,38 +247,41 @@ func (s *Store) Enqueue(ev store.QueuedEvent) (store.QueuedEvent, bool, error) {
 // PendingEvents returns every event not yet acknowledged by any instance,
 // but those a snapshot in the log records (its writer died before
 // acknowledging them): these are acknowledged here instead.
+//
+// The queue's first sequence, from its leader, comes first: what is
+// below it is acknowledged for sure, so a read served by a replica a
+// moment behind returns nothing acknowledged, and the recorded keys below
+// it are forgotten.
 func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
-	s.mu.Lock()
-	gen := s.handledGen
-	s.mu.Unlock()
+	first, err := s.queue.firstSeq()
+	if err != nil {
+		return nil, err
+	}
 	evs, err := s.queue.PendingEvents()
 	if err != nil {
 		return nil, err
 	}
-	pending := make(map[uint64]bool, len(evs))
-	for _, ev := range evs {
-		pending[ev.Key] = true
-	}
 	var done []uint64
 	s.mu.Lock()
-	for k, g := range s.handled {
-		switch {
-		case pending[k]:
-			done = append(done, k)
-			pending[k] = false
-		case g <= gen:
-			// Recorded before the queue was read and not in it: acknowledged.
+	for k := range s.handled {
+		if k < first {
 			delete(s.handled, k)
 		}
 	}
+	evs = slices.DeleteFunc(evs, func(ev store.QueuedEvent) bool {
+		_, recorded := s.handled[ev.Key]
+		if recorded {
+			done = append(done, ev.Key)
+		}
+		return recorded || ev.Key < first
+	})
 	s.mu.Unlock()
-	if len(done) == 0 {
-		return evs, nil
+	if len(done) > 0 {
+		if err := s.queue.AckEvents(done); err != nil {
+			s.log.Warn("acknowledging webhook events a snapshot in the log records", "err", err)
+		}
 	}
-	if err := s.queue.AckEvents(done); err != nil {
-		s.log.Warn("acknowledging webhook events a snapshot in the log records", "err", err)
-	}
-	return slices.DeleteFunc(evs, func(ev store.QueuedEvent) bool { return !pending[ev.Key] }), nil
+	return evs, nil
 }
 
 // Recorded reports whether a snapshot in the log records the webhook
