@@ -30,13 +30,15 @@ type cluster struct {
 	// giving is the folder whose lease balance is giving up: owns says
 	// no to it meanwhile, rather than take it again.
 	giving store.FolderID
+	// taking are the folders an owns call is taking, closed when done.
+	taking map[store.FolderID]chan struct{}
 	// share is the most folders this instance takes: the folders over
 	// the live instances, rounded up (0 until first counted: no limit).
 	share int
 }
 
 func newCluster(ctx context.Context, c Config, ns *natsstore.Store, metrics *server.Metrics) (*cluster, error) {
-	cl := &cluster{st: ns, instance: c.instanceName(), ttl: c.LeaseTTL, metrics: metrics, log: c.Logger, held: map[store.FolderID]bool{}}
+	cl := &cluster{st: ns, instance: c.instanceName(), ttl: c.LeaseTTL, metrics: metrics, log: c.Logger, held: map[store.FolderID]bool{}, taking: map[store.FolderID]chan struct{}{}}
 	l, err := natsstore.OpenLeases(ctx, ns.JetStream(), cl.instance, c.LeaseTTL, ns.Replicas())
 	if err != nil {
 		return nil, err
@@ -52,27 +54,64 @@ func newCluster(ctx context.Context, c Config, ns *natsstore.Store, metrics *ser
 // owns reports whether this instance holds folder f's lease, taking it
 // when it is free. A lease just taken is caught up on first: the replica
 // applies every write of f the log has, and the folder's pushes resume.
+// One call at a time takes a folder; others wait for its outcome.
 func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
 	cl.mu.Lock()
-	full := !cl.held[f] && cl.share > 0 && len(cl.held) >= cl.share
-	giving := f == cl.giving
-	cl.mu.Unlock()
-	if full || giving {
+	for ch := cl.taking[f]; ch != nil; ch = cl.taking[f] {
+		cl.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false
+		}
+		cl.mu.Lock()
+	}
+	held := cl.held[f]
+	full := !held && cl.share > 0 && len(cl.held) >= cl.share
+	if full || f == cl.giving {
+		cl.mu.Unlock()
 		return false // an instance with room takes it: every one sees the same events
 	}
+	if held {
+		cl.mu.Unlock()
+		return cl.renew(ctx, f)
+	}
+	ch := make(chan struct{})
+	cl.taking[f] = ch
+	cl.mu.Unlock()
+	defer func() {
+		cl.mu.Lock()
+		delete(cl.taking, f)
+		cl.mu.Unlock()
+		close(ch)
+	}()
+	return cl.take(ctx, f)
+}
+
+// renew renews a lease this instance holds, which proves it still does.
+func (cl *cluster) renew(ctx context.Context, f store.FolderID) bool {
+	ok, err := cl.leases.Hold(ctx, f)
+	if err != nil {
+		cl.log.Warn("renewing a folder lease", "folder", f.String(), "err", err)
+		return false
+	}
+	if !ok {
+		cl.mu.Lock()
+		delete(cl.held, f)
+		cl.mu.Unlock()
+	}
+	return ok
+}
+
+// take takes folder f's lease if it is free and catches up on the folder.
+func (cl *cluster) take(ctx context.Context, f store.FolderID) bool {
 	ok, err := cl.leases.Hold(ctx, f)
 	if err != nil {
 		cl.log.Warn("taking a folder lease", "folder", f.String(), "err", err)
 		return false
 	}
-	cl.mu.Lock()
-	fresh := ok && !cl.held[f]
 	if !ok {
-		delete(cl.held, f)
-	}
-	cl.mu.Unlock()
-	if !fresh {
-		return ok
+		return false
 	}
 	// Bounded: the scheduler's loop waits on owns, and a cluster that
 	// lost a node answers again within a leader election.
@@ -91,6 +130,10 @@ func (cl *cluster) owns(ctx context.Context, f store.FolderID) bool {
 		return false
 	}
 	cl.mu.Lock()
+	if !cl.leases.Has(f) { // lost while catching up
+		cl.mu.Unlock()
+		return false
+	}
 	cl.held[f] = true
 	n := len(cl.held)
 	cl.mu.Unlock()
@@ -126,6 +169,7 @@ func (cl *cluster) run(ctx context.Context) {
 func (cl *cluster) balance(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, cl.ttl/3)
 	defer cancel()
+	cl.reconcile(ctx)
 	n, err := cl.instances.Beat(ctx)
 	if err != nil {
 		cl.log.Warn("counting serve instances", "err", err)
@@ -154,7 +198,9 @@ func (cl *cluster) balance(ctx context.Context) {
 	// this instance still holds it, and a sync under way may finish.
 	err = cl.leases.ReleaseOne(ctx, give)
 	cl.mu.Lock()
-	delete(cl.held, give)
+	if !cl.leases.Has(give) { // else an owns call took it again meanwhile
+		delete(cl.held, give)
+	}
 	cl.giving = store.FolderID{}
 	n = len(cl.held)
 	cl.mu.Unlock()
@@ -165,6 +211,32 @@ func (cl *cluster) balance(ctx context.Context) {
 	cl.log.Info("folder lease given up: another instance takes it", "folder", give.String(), "share", share)
 	cl.metrics.LeasesHeld.Set(float64(n))
 	cl.metrics.LeaseChanges.WithLabelValues("released").Inc()
+}
+
+// reconcile makes the folders this instance syncs the leases it holds:
+// a lease held but not synced (left by a race of owns with a loss or a
+// release) is given back, and a folder whose lease is gone is dropped.
+func (cl *cluster) reconcile(ctx context.Context) {
+	var orphans []store.FolderID
+	cl.mu.Lock()
+	for _, f := range cl.leases.Held() {
+		if !cl.held[f] && cl.taking[f] == nil && f != cl.giving {
+			orphans = append(orphans, f)
+		}
+	}
+	for f := range cl.held {
+		if !cl.leases.Has(f) {
+			delete(cl.held, f)
+		}
+	}
+	cl.metrics.LeasesHeld.Set(float64(len(cl.held)))
+	cl.mu.Unlock()
+	for _, f := range orphans {
+		cl.log.Warn("giving back a folder lease this instance held but did not sync", "folder", f.String())
+		if err := cl.leases.ReleaseOne(ctx, f); err != nil {
+			cl.log.Warn("giving a folder lease back", "folder", f.String(), "err", err)
+		}
+	}
 }
 
 // lost is told of a lease whose renewal failed: another instance has the

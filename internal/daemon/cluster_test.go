@@ -60,3 +60,46 @@ func TestOwnsGivesBackALeaseItCannotCatchUpOn(t *testing.T) {
 		t.Fatalf("the lease's holder in the bucket: %q, %v; want none", h, err)
 	}
 }
+
+// balance makes the folders synced the leases held: a lease held but not
+// synced is given back, a folder whose lease is gone is no longer synced.
+func TestBalanceReconcilesLeases(t *testing.T) {
+	url := natstest.Start(t).URL()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	ns, err := natsstore.Open(ctx, nc, natsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	metrics, err := server.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := newCluster(ctx, Config{Instance: "a", LeaseTTL: 3 * time.Second, Logger: slog.New(slog.DiscardHandler)}, ns, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orphan := store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "22222222-2222-4222-8222-222222222222"}
+	gone := store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "33333333-3333-4333-8333-333333333333"}
+	if ok, err := cl.leases.Hold(ctx, orphan); !ok || err != nil {
+		t.Fatalf("taking a lease: %v, %v", ok, err)
+	}
+	cl.mu.Lock()
+	cl.held[gone] = true
+	cl.mu.Unlock()
+	cl.balance(ctx)
+	if cl.leases.Has(orphan) {
+		t.Error("a lease held but not synced was kept")
+	}
+	if h, err := cl.leases.Holder(ctx, orphan); err != nil || h != "" {
+		t.Errorf("its holder in the bucket: %q, %v; want none", h, err)
+	}
+	if cl.status().Leases != 0 {
+		t.Errorf("still syncing %d folders, want none (the lease of one is gone)", cl.status().Leases)
+	}
+}

@@ -131,6 +131,13 @@ func (l *Leases) Held() []store.FolderID {
 	return fs
 }
 
+// Has reports whether this instance holds f's lease (as far as it knows:
+// taken or renewed, and not lost since).
+func (l *Leases) Has(f store.FolderID) bool {
+	_, ok := l.revision(f)
+	return ok
+}
+
 // Holder returns the name of the instance holding f's lease, or "" when
 // it is free. On a replicated bucket the answer may come from a replica a
 // moment behind.
