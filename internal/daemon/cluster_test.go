@@ -15,22 +15,42 @@ import (
 	"github.com/relay-git-sync/relay-git-sync/server"
 )
 
+// openTestStore opens a NATS store on a fresh single-node server.
+func openTestStore(t *testing.T) *natsstore.Store {
+	t.Helper()
+	nc, err := nats.Connect(natstest.Start(t).URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	ns, err := natsstore.Open(context.Background(), nc, natsstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Close() })
+	return ns
+}
+
+// newTestCluster is instance "a"'s cluster part on ns.
+func newTestCluster(t *testing.T, ns *natsstore.Store, ttl time.Duration) *cluster {
+	t.Helper()
+	metrics, err := server.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := newCluster(context.Background(), Config{Instance: "a", LeaseTTL: ttl, Logger: slog.New(slog.DiscardHandler)}, ns, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
 // A lease whose folder the replica cannot catch up on (a write it cannot
 // apply yet) is given back, not kept: kept and renewed while another
 // folder fills this instance's share, nobody would sync the folder.
 func TestOwnsGivesBackALeaseItCannotCatchUpOn(t *testing.T) {
-	url := natstest.Start(t).URL()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	ctx := context.Background()
-	ns, err := natsstore.Open(ctx, nc, natsstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
+	ns := openTestStore(t)
 	f := store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "22222222-2222-4222-8222-222222222222"}
 	if err := ns.AddFolder(f); err != nil {
 		t.Fatal(err)
@@ -42,14 +62,7 @@ func TestOwnsGivesBackALeaseItCannotCatchUpOn(t *testing.T) {
 	if _, err := ns.JetStream().PublishMsg(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := server.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := newCluster(ctx, Config{Instance: "a", LeaseTTL: time.Second, Logger: slog.New(slog.DiscardHandler)}, ns, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl := newTestCluster(t, ns, time.Second)
 	if cl.owns(ctx, f) {
 		t.Fatal("owns a folder its replica could not catch up on")
 	}
@@ -64,26 +77,9 @@ func TestOwnsGivesBackALeaseItCannotCatchUpOn(t *testing.T) {
 // balance makes the folders synced the leases held: a lease held but not
 // synced is given back, a folder whose lease is gone is no longer synced.
 func TestBalanceReconcilesLeases(t *testing.T) {
-	url := natstest.Start(t).URL()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	ctx := context.Background()
-	ns, err := natsstore.Open(ctx, nc, natsstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	metrics, err := server.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := newCluster(ctx, Config{Instance: "a", LeaseTTL: 3 * time.Second, Logger: slog.New(slog.DiscardHandler)}, ns, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns := openTestStore(t)
+	cl := newTestCluster(t, ns, 3*time.Second)
 	orphan := store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "22222222-2222-4222-8222-222222222222"}
 	gone := store.FolderID{Relay: "11111111-1111-4111-8111-111111111111", Folder: "33333333-3333-4333-8333-333333333333"}
 	if ok, err := cl.leases.Hold(ctx, orphan); !ok || err != nil {

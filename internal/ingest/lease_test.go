@@ -37,17 +37,7 @@ func TestLeaseModeHandsOverEvents(t *testing.T) {
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
 	// The reconcile at start (a's: b leaves the folder to a) ends first,
 	// so the edits below reach a snapshot through their events only.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		a.mu.Lock()
-		n := len(a.syncs)
-		a.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reconcile at start did not run")
-		}
-	}
+	a.waitStarted()
 
 	// a owns the folder: both are told, a alone snapshots.
 	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
@@ -123,17 +113,7 @@ func TestConflictDropsTheWindow(t *testing.T) {
 	e.syncer = New(Config{Store: cs, Relay: client, Concurrency: 4})
 	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond,
 		Owns: func(context.Context, store.FolderID) bool { return true }})
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		se.mu.Lock()
-		n := len(se.syncs)
-		se.mu.Unlock()
-		if n > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reconcile at start did not run")
-		}
-	}
+	se.waitStarted()
 	cs.conflicts.Store(1)
 	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
@@ -183,27 +163,9 @@ func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
 	e := newEnv(t)
 	ids := e.addNotes(2)
 	q := &gatedQueue{Store: e.st, reading: make(chan struct{}), gate: make(chan struct{})}
-	se := &schedEnv{env: e}
-	var syncs atomic.Int32
-	se.sched = NewScheduler(SchedulerConfig{
-		Syncer: e.syncer, Store: e.st, Queue: q, Quiet: 20 * time.Millisecond, Rescan: 20 * time.Millisecond,
-		Owns: func(context.Context, store.FolderID) bool { return true },
-		OnSnapshot: func(_ context.Context, snap *store.Snapshot) {
-			se.mu.Lock()
-			se.snaps = append(se.snaps, snap)
-			se.mu.Unlock()
-		},
-		OnSync: func(store.FolderID, time.Duration, *Result, error) { syncs.Add(1) },
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- se.sched.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); syncs.Load() == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reconcile at start did not run")
-		}
-	}
+	se := e.startScheduler(SchedulerConfig{Queue: q, Quiet: 20 * time.Millisecond, Rescan: 20 * time.Millisecond,
+		Owns: func(context.Context, store.FolderID) bool { return true }})
+	se.waitStarted()
 
 	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
 	t0 := time.Now().UTC().Truncate(time.Microsecond)
@@ -225,10 +187,10 @@ func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
 			t.Fatalf("the event was not acknowledged: %+v", left)
 		}
 	}
-	before := syncs.Load()
+	before := se.syncCount()
 	close(q.gate)
 	time.Sleep(300 * time.Millisecond) // many ticks: a re-taken event would be synced
-	if n := syncs.Load() - before; n != 0 {
+	if n := se.syncCount() - before; n != 0 {
 		t.Fatalf("%d syncs after the rescan returned: it took an acknowledged event again", n)
 	}
 }
@@ -249,26 +211,8 @@ func TestRecordedEventNotRecordedAgain(t *testing.T) {
 	e := newEnv(t)
 	ids := e.addNotes(2)
 	q := &recordingQueue{Store: e.st, recorded: map[uint64]bool{}}
-	se := &schedEnv{env: e}
-	var syncs atomic.Int32
-	se.sched = NewScheduler(SchedulerConfig{
-		Syncer: e.syncer, Store: e.st, Queue: q, Quiet: 100 * time.Millisecond,
-		OnSnapshot: func(_ context.Context, snap *store.Snapshot) {
-			se.mu.Lock()
-			se.snaps = append(se.snaps, snap)
-			se.mu.Unlock()
-		},
-		OnSync: func(store.FolderID, time.Duration, *Result, error) { syncs.Add(1) },
-	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- se.sched.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); syncs.Load() == 0; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reconcile at start did not run")
-		}
-	}
+	se := e.startScheduler(SchedulerConfig{Queue: q, Quiet: 100 * time.Millisecond})
+	se.waitStarted()
 	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
 	old, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[0], Time: t0, User: "alice", Received: t0})
 	e.must(err)

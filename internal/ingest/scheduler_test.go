@@ -25,7 +25,10 @@ type schedEnv struct {
 func (e *env) startScheduler(cfg SchedulerConfig) *schedEnv {
 	e.t.Helper()
 	se := &schedEnv{env: e}
-	cfg.Syncer, cfg.Store, cfg.Queue = e.syncer, e.st, e.st
+	cfg.Syncer, cfg.Store = e.syncer, e.st
+	if cfg.Queue == nil {
+		cfg.Queue = e.st
+	}
 	cfg.OnSnapshot = func(_ context.Context, snap *store.Snapshot) {
 		se.mu.Lock()
 		se.snaps = append(se.snaps, snap)
@@ -52,6 +55,26 @@ func (e *env) startScheduler(cfg SchedulerConfig) *schedEnv {
 }
 
 // webhook queues an event for doc the way the webhook handler does.
+// waitStarted waits for the first successful sync: the reconcile at start.
+func (se *schedEnv) waitStarted() {
+	se.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if se.syncCount() > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			se.t.Fatal("the reconcile at start did not run")
+		}
+	}
+}
+
+// syncCount is the number of successful syncs so far.
+func (se *schedEnv) syncCount() int {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	return len(se.syncs)
+}
+
 func (se *schedEnv) webhook(doc string, ts, received time.Time) {
 	se.t.Helper()
 	ev, _, err := se.st.Enqueue(store.QueuedEvent{Relay: se.id.Relay, Doc: doc, Time: ts, Received: received})
