@@ -70,17 +70,21 @@ func TestLeaseModeHandsOverEvents(t *testing.T) {
 	}); !errors.Is(err, ErrNotOwner) {
 		t.Errorf("a's write on b's folder: %v, want ErrNotOwner", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	e.waitQueueEmpty()
+}
+
+// waitQueueEmpty waits until every event in the queue is acknowledged.
+func (e *env) waitQueueEmpty() {
+	e.t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		left, err := e.st.PendingEvents()
 		e.must(err)
 		if len(left) == 0 {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("events left in the queue: %+v", left)
+			e.t.Fatalf("events left in the queue: %+v", left)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -177,16 +181,7 @@ func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
 	if _, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second); !ok {
 		t.Fatal("no snapshot of the edit")
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		left, err := e.st.PendingEvents()
-		e.must(err)
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the event was not acknowledged: %+v", left)
-		}
-	}
+	e.waitQueueEmpty()
 	before := se.syncCount()
 	close(q.gate)
 	time.Sleep(300 * time.Millisecond) // many ticks: a re-taken event would be synced
@@ -226,16 +221,7 @@ func TestRecordedEventNotRecordedAgain(t *testing.T) {
 	if !ok || len(s.Users) != 1 || s.Users[0] != "bob" || !slices.Equal(s.Events, []uint64{ev.Key}) {
 		t.Fatalf("snapshot: %+v, %v; want bob's alone, with his event", s, ok)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		left, err := e.st.PendingEvents()
-		e.must(err)
-		if len(left) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events left in the queue: %+v", left)
-		}
-	}
+	e.waitQueueEmpty()
 }
 
 // A snapshot records the events of its folder's documents that synced:
