@@ -52,8 +52,10 @@ type op struct {
 	// what the writer held, whatever it was given itself.
 	Hold store.HoldPolicy
 	// Events are the queue keys of the webhook events the snapshot
-	// records (Store.PendingEvents leaves them out).
+	// records (Store.PendingEvents leaves them out), in the queue created
+	// at Queue: keys of a queue deleted and made again mean other events.
 	Events []uint64
+	Queue  time.Time
 
 	Docs map[string]store.DocState
 	Drop []string
@@ -389,11 +391,13 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 		if seq != o.Seq {
 			return fmt.Errorf("snapshot of %s became %d in this replica, %d in the log: the replica is damaged (restart to rebuild it)", o.Folder, seq, o.Seq)
 		}
-		s.mu.Lock()
-		for _, k := range o.Events {
-			s.handled[k] = struct{}{}
+		if o.Queue.Equal(s.queueMade) {
+			s.mu.Lock()
+			for _, k := range o.Events {
+				s.handled[k] = struct{}{}
+			}
+			s.mu.Unlock()
 		}
-		s.mu.Unlock()
 		return nil
 	}
 	return refused(s.applySmall(o))
@@ -592,7 +596,7 @@ func (s *Store) addSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	if err != nil {
 		return 0, err
 	}
-	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold, Events: snap.Events}
+	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold, Events: snap.Events, Queue: s.queueMade}
 	check := func() error {
 		var prev []store.File
 		o.Seq = 1

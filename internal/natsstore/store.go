@@ -89,7 +89,8 @@ type Store struct {
 	subj    map[string]*sync.Mutex
 	// handled are the queue keys of the webhook events the applied
 	// snapshots record (PendingEvents forgets those acknowledged since).
-	handled map[uint64]struct{}
+	handled   map[uint64]struct{}
+	queueMade time.Time // when RGS_QUEUE was created (UTC)
 
 	uploaded sync.Map // store.BlobID -> struct{}: known to be in the cluster
 
@@ -154,6 +155,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if s.queue, err = OpenQueue(ctx, js, o.Replicas); err != nil {
 		return nil, err
 	}
+	s.queueMade = s.queue.stream.CachedInfo().Created.UTC()
 	so := store.Options{InMemory: o.Dir == "", SyncWrites: false, Logger: log, HoldDeletions: o.HoldDeletions}
 	if o.Dir != "" {
 		// The replica is a cache of the log: rebuilt at each start, so
@@ -172,6 +174,11 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if err := s.Sync(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	// The replay recorded the keys of every event the log names; most
+	// are long acknowledged.
+	if first, err := s.queue.firstSeq(); err == nil {
+		s.forgetBelow(first)
 	}
 	return s, nil
 }
@@ -261,13 +268,9 @@ func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.forgetBelow(first)
 	var done []uint64
 	s.mu.Lock()
-	for k := range s.handled {
-		if k < first {
-			delete(s.handled, k)
-		}
-	}
 	evs = slices.DeleteFunc(evs, func(ev store.QueuedEvent) bool {
 		_, recorded := s.handled[ev.Key]
 		if recorded {
@@ -282,6 +285,18 @@ func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
 		}
 	}
 	return evs, nil
+}
+
+// forgetBelow forgets the recorded events below queue key first: they
+// are acknowledged.
+func (s *Store) forgetBelow(first uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.handled {
+		if k < first {
+			delete(s.handled, k)
+		}
+	}
 }
 
 // Recorded reports whether a snapshot in the log records the webhook

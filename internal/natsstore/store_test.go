@@ -223,6 +223,10 @@ func TestFollowerSurvivesNodeKill(t *testing.T) {
 	if a.Replicas() != 3 {
 		t.Fatalf("replicas = %d on a three-node cluster, want 3", a.Replicas())
 	}
+	// Both name the queue alike in the events their snapshots record.
+	if a.queueMade.IsZero() || !a.queueMade.Equal(b.queueMade) {
+		t.Fatalf("the queue's creation time as two nodes give it: %v, %v", a.queueMade, b.queueMade)
+	}
 	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 	for i := range 3 {
 		snap(t, a, t0.Add(time.Duration(i)*time.Second), map[string]string{"a.md": fmt.Sprint("v", i)})
@@ -389,5 +393,38 @@ func TestPendingLeavesOutRecordedEvents(t *testing.T) {
 	b.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("b still remembers %d acknowledged events", n)
+	}
+}
+
+// The keys a snapshot records name events of the queue they were taken
+// from: once the queue is deleted and made again, its events of the same
+// keys are other events, and pending.
+func TestRecordedEventsOfARecreatedQueue(t *testing.T) {
+	url := natstest.Start(t).URL()
+	a := open(t, url, Options{})
+	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	ev, _, err := a.Enqueue(store.QueuedEvent{Relay: testFolder.Relay, Doc: "doc", Time: t0, Received: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := a.PutBlob([]byte("x"), store.BlobID{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.AddSnapshot(&store.Snapshot{Folder: testFolder, Time: t0, Events: []uint64{ev.Key},
+		Files: []store.File{{Path: "x.md", Blob: id, Size: 1, DocID: "x", Kind: "markdown"}}}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.js.DeleteStream(context.Background(), queueStream); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a creation time of its own
+	b := open(t, url, Options{})
+	again, _, err := b.Enqueue(store.QueuedEvent{Relay: testFolder.Relay, Doc: "other", Time: t0, Received: t0})
+	if err != nil || again.Key != ev.Key {
+		t.Fatalf("the new queue's first event: key %d, %v; want %d", again.Key, err, ev.Key)
+	}
+	if evs, err := b.PendingEvents(); err != nil || len(evs) != 1 || evs[0].Doc != "other" {
+		t.Fatalf("pending in the new queue: %+v, %v; want its event", evs, err)
 	}
 }
