@@ -93,10 +93,18 @@ func (e *env) waitQueueEmpty() {
 type conflicting struct {
 	*store.Store
 	conflicts atomic.Int32
+	// owner is whether this instance holds the lease; a conflict can
+	// take it away.
+	owner, moves atomic.Bool
 }
+
+func (c *conflicting) owns(context.Context, store.FolderID) bool { return c.owner.Load() }
 
 func (c *conflicting) AddSnapshotAfter(base uint64, snap *store.Snapshot, docs map[string]store.DocState, drop []string) (uint64, error) {
 	if c.conflicts.Add(-1) >= 0 {
+		if c.moves.Load() {
+			c.owner.Store(false)
+		}
 		return 0, store.ErrConflict
 	}
 	if head, _, err := c.Head(snap.Folder); err == nil && head != base {
@@ -114,9 +122,10 @@ func TestConflictDropsTheWindow(t *testing.T) {
 	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL(), APIKey: "server-token", Timeout: 2 * time.Second})
 	e.must(err)
 	cs := &conflicting{Store: e.st}
+	cs.owner.Store(true)
+	cs.moves.Store(true)
 	e.syncer = New(Config{Store: cs, Relay: client, Concurrency: 4})
-	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond,
-		Owns: func(context.Context, store.FolderID) bool { return true }})
+	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond, Owns: cs.owns})
 	se.waitStarted()
 	cs.conflicts.Store(1)
 	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
@@ -136,6 +145,7 @@ func TestConflictDropsTheWindow(t *testing.T) {
 	if len(left) != 1 || left[0].Key != ev.Key {
 		t.Fatalf("queue after the refused sync: %+v, want the event left for the new holder", left)
 	}
+	cs.owner.Store(true)
 	se.sched.Notify(ev) // a rescan once the lease is back
 	s, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second)
 	if !ok || !s.Time.Equal(t0) || len(s.Users) != 1 || s.Users[0] != "alice" {
@@ -188,6 +198,31 @@ func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
 	if n := se.syncCount() - before; n != 0 {
 		t.Fatalf("%d syncs after the rescan returned: it took an acknowledged event again", n)
 	}
+}
+
+// A sync refused while this instance still holds the lease (its replica
+// was behind another write) is retried, and records its event once.
+func TestConflictStillOwnerRetries(t *testing.T) {
+	e := newEnv(t)
+	ids := e.addNotes(2)
+	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL(), APIKey: "server-token", Timeout: 2 * time.Second})
+	e.must(err)
+	cs := &conflicting{Store: e.st}
+	cs.owner.Store(true)
+	e.syncer = New(Config{Store: cs, Relay: client, Concurrency: 4})
+	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond, Owns: cs.owns})
+	se.waitStarted()
+	cs.conflicts.Store(1)
+	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
+	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
+	ev, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[1], Time: t0, User: "alice", Received: t0})
+	e.must(err)
+	se.sched.Notify(ev)
+	s, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second)
+	if !ok || !s.Time.Equal(t0) || len(s.Users) != 1 || s.Users[0] != "alice" {
+		t.Fatalf("snapshot after the retry: %+v, %v; want one at %v by alice", s, ok, t0)
+	}
+	e.waitQueueEmpty()
 }
 
 // recordingQueue is a shared queue that knows some events are recorded

@@ -781,8 +781,15 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 		return // events stay in the queue for the next run
 	}
 	if errors.Is(err, store.ErrConflict) {
+		if s.cfg.Owns != nil && s.cfg.Owns(ctx, f) {
+			// Still this instance's (the replica was behind): the retry
+			// leaves out what the other write recorded.
+			s.log.Info("folder written meanwhile by another instance; will retry", "folder", f.String())
+			s.retry(f, w, w.docs, w.keys)
+			return
+		}
 		// Another instance holds the folder now and takes these events
-		// from the shared queue; retrying here would record them twice.
+		// from the shared queue.
 		s.log.Info("folder written by another instance: its lease moved, this sync is dropped", "folder", f.String())
 		s.forget(w.keys)
 		return
