@@ -69,10 +69,10 @@ type Snapshot struct {
 	Origin  Origin
 	Files   []File // the whole tree, sorted by Path, unique
 	// Events are the queue keys of the webhook events the snapshot
-	// records. The Badger store does not keep them (its one process
-	// acknowledges the events next); a store shared by several instances
-	// logs them, so that another instance never records the events of a
-	// holder that died before acknowledging them a second time.
+	// records: they are pending no more once it is added. The Badger
+	// store acknowledges them in the snapshot's transaction and does not
+	// keep the keys; a store shared by several instances logs them, so
+	// that no instance records the events again.
 	Events []uint64
 }
 
@@ -526,6 +526,13 @@ func (s *Store) AddSnapshotHolding(snap *Snapshot, docs map[string]DocState, dro
 		}
 		if err := s.setValue(txn, seqKey(prefixSnapshot, fk, seq), s.encodeSnapRecord(rec)); err != nil {
 			return err
+		}
+		// Its events are acknowledged with it: a crash in between cannot
+		// leave them to be recorded again.
+		for _, k := range snap.Events {
+			if err := txn.Delete(queueKey(k)); err != nil {
+				return err
+			}
 		}
 		if ckpt {
 			return s.setValue(txn, seqKey(prefixCheckpoint, fk, seq), s.encodeCheckpoint(files))

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Open) {
 		{"BlobsFromReaders", testBlobsFromReaders},
 		{"Queue", testQueue},
 		{"QueueDedupe", testQueueDedupe},
+		{"RecordedEvents", testRecordedEvents},
 		{"PushState", testPushState},
 		{"Holds", testHolds},
 		{"HoldsOff", testHoldsOff},
@@ -1269,6 +1270,27 @@ func testQueue(t *testing.T, open Open) {
 	checkPending(t, b, nil)
 	enqueue(queueEvent(11))
 	checkPending(t, b, enq[len(enq)-1:])
+}
+
+// The events a snapshot records are pending no more, whoever reads the
+// queue next.
+func testRecordedEvents(t *testing.T, open Open) {
+	b := open(t, noHold)
+	var keys []uint64
+	for i := range 3 {
+		ev, _, err := b.Enqueue(queueEvent(i))
+		if err != nil {
+			t.Fatalf("Enqueue: %v", err)
+		}
+		keys = append(keys, ev.Key)
+	}
+	f := putFile(t, b, "a.md", "doc-a", []byte("a"))
+	if _, err := b.AddSnapshot(&store.Snapshot{Folder: folderA, Time: time.Now(), Files: []store.File{f}, Events: keys[:2]}, nil, nil); err != nil {
+		t.Fatalf("AddSnapshot: %v", err)
+	}
+	if evs := pending(t, b); len(evs) != 1 || evs[0].Key != keys[2] {
+		t.Fatalf("PendingEvents after a snapshot recorded two of three: %+v, want only key %d", evs, keys[2])
+	}
 }
 
 func testQueueDedupe(t *testing.T, open Open) {
