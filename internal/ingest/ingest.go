@@ -80,13 +80,17 @@ type Request struct {
 	// Origin is recorded with the snapshot, if this sync records one:
 	// what write of relay-git-sync itself it records (see Write).
 	Origin store.Origin
-	// Events are the webhook events behind this sync, queue key to
-	// document id. The snapshot records those of documents of this
-	// folder that were fetched (see store.Snapshot.Events): an event
-	// whose document failed stays to be retried, and one of another
-	// folder's document is that folder's to record.
-	Events map[uint64]string
+	// Events are the webhook events behind this sync, by queue key. The
+	// snapshot records those of documents of this folder that were
+	// fetched (see store.Snapshot.Events): an event whose document failed
+	// stays to be retried, and one of another folder's document is that
+	// folder's to record.
+	Events map[uint64]EventRef
 }
+
+// EventRef is what a sync knows of a webhook event: its document and
+// the sender's id of the event.
+type EventRef struct{ Doc, ID string }
 
 // Sweep is one slice of a reconcile: documents whose content is stored
 // and that are not in Done are re-fetched and compared, in document id
@@ -320,7 +324,8 @@ func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 	if t.IsZero() {
 		t = time.Now()
 	}
-	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin, Events: recordedEvents(f, req.Events, seen, res.Failed)}
+	snap := &store.Snapshot{Folder: f, Time: t.UTC(), Users: normalizeUsers(req.Users), Changes: changes, Files: files, Origin: req.Origin}
+	snap.Events, snap.EventIDs = recordedEvents(f, req.Events, seen, res.Failed)
 	if err := s.addSnapshot(prev, snap, newStates, drop); err != nil {
 		return nil, fmt.Errorf("folder %s: recording snapshot: %w", f, err)
 	}
@@ -328,22 +333,28 @@ func (s *Syncer) sync(ctx context.Context, req Request) (*Result, error) {
 	return res, nil
 }
 
-// recordedEvents are the keys of the events a snapshot records: those of
-// the folder's own document or of a document of the folder in the
-// snapshot (seen), unless that document failed to sync.
-func recordedEvents(f store.FolderID, events map[uint64]string, seen map[string]bool, failed []Problem) []uint64 {
+// recordedEvents are the keys and ids of the events a snapshot records:
+// those of the folder's own document or of a document of the folder in
+// the snapshot (seen), unless that document failed to sync.
+func recordedEvents(f store.FolderID, events map[uint64]EventRef, seen map[string]bool, failed []Problem) ([]uint64, []string) {
 	bad := map[string]bool{}
 	for _, p := range failed {
 		bad[p.DocID] = true
 	}
 	var keys []uint64
-	for k, doc := range events {
-		if (doc == f.Folder || seen[doc]) && !bad[doc] {
+	for k, ev := range events {
+		if (ev.Doc == f.Folder || seen[ev.Doc]) && !bad[ev.Doc] {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys)
-	return keys
+	var ids []string
+	for _, k := range keys {
+		if id := events[k].ID; id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return keys, ids
 }
 
 // afterAdder is a store shared by several instances (internal/natsstore),

@@ -232,7 +232,7 @@ type recordingQueue struct {
 	recorded map[uint64]bool
 }
 
-func (q *recordingQueue) Recorded(k uint64) bool { return q.recorded[k] }
+func (q *recordingQueue) Recorded(k uint64, _ string) bool { return q.recorded[k] }
 
 // An event a snapshot records already (its instance died before
 // acknowledging it) that shares a window with a new one is acknowledged,
@@ -265,10 +265,10 @@ func TestRecordedEventNotRecordedAgain(t *testing.T) {
 // folder whose documents are not listed yet).
 func TestRecordedEvents(t *testing.T) {
 	f := store.FolderID{Relay: "r", Folder: "folder-doc"}
-	events := map[uint64]string{1: "a", 2: "b", 3: "elsewhere", 4: "folder-doc", 5: "a"}
+	events := map[uint64]EventRef{1: {"a", "e1"}, 2: {"b", "e2"}, 3: {"elsewhere", "e3"}, 4: {"folder-doc", "e4"}, 5: {"a", ""}}
 	seen := map[string]bool{"a": true, "b": true}
-	got := recordedEvents(f, events, seen, []Problem{{DocID: "b"}})
-	if !slices.Equal(got, []uint64{1, 4, 5}) {
-		t.Fatalf("recorded events %v, want [1 4 5]", got)
+	keys, ids := recordedEvents(f, events, seen, []Problem{{DocID: "b"}})
+	if !slices.Equal(keys, []uint64{1, 4, 5}) || !slices.Equal(ids, []string{"e1", "e4"}) {
+		t.Fatalf("recorded events %v %v, want [1 4 5] [e1 e4]", keys, ids)
 	}
 }

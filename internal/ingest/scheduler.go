@@ -20,9 +20,10 @@ type Queue interface {
 }
 
 // recorder is a queue shared by several instances (internal/natsstore),
-// which knows the events a snapshot in its log records already.
+// which knows the events a snapshot in its log records already, by key
+// or by the sender's id (the queue may hold one event under two keys).
 type recorder interface {
-	Recorded(key uint64) bool
+	Recorded(key uint64, id string) bool
 }
 
 // SchedulerConfig configures a Scheduler.
@@ -142,7 +143,7 @@ type window struct {
 }
 
 // windowEvent is what a window keeps of each of its webhook events.
-type windowEvent struct{ doc, user string }
+type windowEvent struct{ doc, user, id string }
 
 // NewScheduler returns a scheduler; Run starts it.
 func NewScheduler(cfg SchedulerConfig) *Scheduler {
@@ -432,7 +433,7 @@ func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time
 	w := s.windowLocked(f, now)
 	w.docs[ev.Doc] = true
 	w.keys = append(w.keys, ev.Key)
-	w.events[ev.Key] = windowEvent{doc: ev.Doc, user: ev.User}
+	w.events[ev.Key] = windowEvent{doc: ev.Doc, user: ev.User, id: ev.ID}
 	if t := s.eventTime(ev, now); t.After(w.newest) {
 		w.newest = t
 	}
@@ -759,14 +760,14 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 		// An event a snapshot records already (its writer died before
 		// acknowledging it) is acknowledged with the others, not recorded
 		// again.
-		if r, ok := s.cfg.Queue.(recorder); ok && r.Recorded(k) {
+		ev := w.events[k]
+		if r, ok := s.cfg.Queue.(recorder); ok && r.Recorded(k, ev.id) {
 			continue
 		}
-		ev := w.events[k]
 		if req.Events == nil {
-			req.Events = map[uint64]string{}
+			req.Events = map[uint64]EventRef{}
 		}
-		req.Events[k] = ev.doc
+		req.Events[k] = EventRef{Doc: ev.doc, ID: ev.id}
 		if ev.user != "" {
 			req.Users = append(req.Users, ev.user)
 		}

@@ -54,8 +54,9 @@ type op struct {
 	// Events are the queue keys of the webhook events the snapshot
 	// records (Store.PendingEvents leaves them out), in the queue created
 	// at Queue: keys of a queue deleted and made again mean other events.
-	Events []uint64
-	Queue  time.Time
+	Events   []uint64
+	EventIDs []string
+	Queue    time.Time
 
 	Docs map[string]store.DocState
 	Drop []string
@@ -396,6 +397,9 @@ func (s *Store) apply(ctx context.Context, o *op) error {
 			for _, k := range o.Events {
 				s.handled[k] = struct{}{}
 			}
+			for _, id := range o.EventIDs {
+				s.handledIDs[id] = o.Time
+			}
 			s.mu.Unlock()
 		}
 		return nil
@@ -596,7 +600,7 @@ func (s *Store) addSnapshot(snap *store.Snapshot, docs map[string]store.DocState
 	if err != nil {
 		return 0, err
 	}
-	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold, Events: snap.Events, Queue: s.queueMade}
+	o := &op{Kind: opSnapshot, Folder: f, Time: snap.Time.UTC(), Users: snap.Users, Changes: snap.Changes, Origin: snap.Origin, Docs: docs, Drop: dropDocs, Hold: s.hold, Events: snap.Events, EventIDs: snap.EventIDs, Queue: s.queueMade}
 	check := func() error {
 		var prev []store.File
 		o.Seq = 1

@@ -89,8 +89,11 @@ type Store struct {
 	subj    map[string]*sync.Mutex
 	// handled are the queue keys of the webhook events the applied
 	// snapshots record (PendingEvents forgets those acknowledged since).
-	handled   map[uint64]struct{}
-	queueMade time.Time // when RGS_QUEUE was created (UTC)
+	handled map[uint64]struct{}
+	// handledIDs are the senders' ids of those events, with the time of
+	// the snapshot that records each.
+	handledIDs map[string]time.Time
+	queueMade  time.Time // when RGS_QUEUE was created (UTC)
 
 	uploaded sync.Map // store.BlobID -> struct{}: known to be in the cluster
 
@@ -127,7 +130,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, handled: map[uint64]struct{}{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
+	s := &Store{nc: nc, js: js, log: log, dir: o.Dir, reps: o.Replicas, hold: o.HoldDeletions, maxInline: maxInlineOp, applied: map[string]uint64{}, handled: map[uint64]struct{}{}, handledIDs: map[string]time.Time{}, moved: make(chan struct{}), subj: map[string]*sync.Mutex{}}
 	if o.Existing {
 		if _, err := js.Stream(ctx, logStream); errors.Is(err, jetstream.ErrStreamNotFound) {
 			return nil, ErrNoStore
@@ -178,7 +181,7 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	// The replay recorded the keys of every event the log names; most
 	// are long acknowledged.
 	if first, err := s.queue.firstSeq(); err == nil {
-		s.forgetBelow(first)
+		s.forget(first)
 	}
 	return s, nil
 }
@@ -268,11 +271,11 @@ func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.forgetBelow(first)
+	s.forget(first)
 	var done []uint64
 	s.mu.Lock()
 	evs = slices.DeleteFunc(evs, func(ev store.QueuedEvent) bool {
-		_, recorded := s.handled[ev.Key]
+		recorded := s.recordedLocked(ev.Key, ev.ID)
 		if recorded {
 			done = append(done, ev.Key)
 		}
@@ -287,9 +290,10 @@ func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
 	return evs, nil
 }
 
-// forgetBelow forgets the recorded events below queue key first: they
-// are acknowledged.
-func (s *Store) forgetBelow(first uint64) {
+// forget forgets the recorded events below queue key first (they are
+// acknowledged), and the ids of events recorded longer ago than a sender
+// or the queue's de-duplication could repeat them.
+func (s *Store) forget(first uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range s.handled {
@@ -297,15 +301,30 @@ func (s *Store) forgetBelow(first uint64) {
 			delete(s.handled, k)
 		}
 	}
+	old := time.Now().Add(-2 * queueDedupe)
+	for id, t := range s.handledIDs {
+		if t.Before(old) {
+			delete(s.handledIDs, id)
+		}
+	}
 }
 
 // Recorded reports whether a snapshot in the log records the webhook
-// event with queue key k.
-func (s *Store) Recorded(k uint64) bool {
+// event with queue key k, or one with the sender's id (not empty) id: the
+// queue may hold an event twice, under two keys, when its leader changed
+// while the event was being queued.
+func (s *Store) Recorded(k uint64, id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, ok := s.handled[k]
-	return ok
+	return s.recordedLocked(k, id)
+}
+
+func (s *Store) recordedLocked(k uint64, id string) bool {
+	if _, ok := s.handled[k]; ok {
+		return true
+	}
+	_, ok := s.handledIDs[id]
+	return ok && id != ""
 }
 
 // AckEvents removes events from the shared queue.

@@ -356,10 +356,10 @@ func TestPendingLeavesOutRecordedEvents(t *testing.T) {
 	url := natstest.Start(t).URL()
 	a := open(t, url, Options{})
 	b := open(t, url, Options{})
-	t0 := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	t0 := time.Now().UTC().Truncate(time.Second) // ids of events recorded long ago are forgotten
 	var keys []uint64
 	for i := range 3 {
-		ev, _, err := a.Enqueue(store.QueuedEvent{Relay: testFolder.Relay, Doc: fmt.Sprint("doc-", i), Time: t0, Received: t0})
+		ev, _, err := a.Enqueue(store.QueuedEvent{ID: fmt.Sprint("evt-", i), Relay: testFolder.Relay, Doc: fmt.Sprint("doc-", i), Time: t0, Received: t0})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -369,8 +369,17 @@ func TestPendingLeavesOutRecordedEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A second copy of the first event under a key of its own, as a
+	// leader change while it was being queued can leave.
+	ev0, err := encodeEvent(store.QueuedEvent{ID: "evt-0", Relay: testFolder.Relay, Doc: "doc-0", Time: t0, Received: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.js.Publish(context.Background(), queueSubject, ev0); err != nil {
+		t.Fatal(err)
+	}
 	// a records the first two events' snapshot, and dies unacknowledged.
-	if _, err := a.AddSnapshot(&store.Snapshot{Folder: testFolder, Time: t0, Users: []string{"u"}, Events: keys[:2],
+	if _, err := a.AddSnapshot(&store.Snapshot{Folder: testFolder, Time: t0, Users: []string{"u"}, Events: keys[:2], EventIDs: []string{"evt-0"},
 		Files: []store.File{{Path: "x.md", Blob: id, Size: 1, DocID: "x", Kind: "markdown"}}}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -380,6 +389,9 @@ func TestPendingLeavesOutRecordedEvents(t *testing.T) {
 	evs, err := b.PendingEvents()
 	if err != nil || len(evs) != 1 || evs[0].Key != keys[2] {
 		t.Fatalf("b's pending events: %+v, %v; want only the one no snapshot records (%d)", evs, err, keys[2])
+	}
+	if !b.Recorded(keys[2]+1, "evt-0") || b.Recorded(keys[2], "evt-2") {
+		t.Fatal("Recorded does not know the recorded event by its id alone, or knows one not recorded")
 	}
 	left, err := b.queue.PendingEvents()
 	if err != nil || len(left) != 1 {

@@ -72,8 +72,11 @@ type Snapshot struct {
 	// records: they are pending no more once it is added. The Badger
 	// store acknowledges them in the snapshot's transaction and does not
 	// keep the keys; a store shared by several instances logs them, so
-	// that no instance records the events again.
-	Events []uint64
+	// that no instance records the events again. EventIDs are the
+	// senders' ids of the same events: such a store's queue may hold one
+	// event twice, under two keys (see internal/natsstore).
+	Events   []uint64
+	EventIDs []string
 }
 
 // SnapshotInfo is a snapshot without its tree (Snapshots lists these).
