@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -134,8 +135,7 @@ const (
 // window is what a folder has accumulated since its last sync.
 type window struct {
 	docs        map[string]bool
-	keys        []uint64
-	events      map[uint64]windowEvent // by queue key
+	events      map[uint64]windowEvent // by queue key: acknowledged once synced
 	newest      time.Time              // newest webhook time: the snapshot's time
 	first, last time.Time              // when the window opened and last grew
 	attempts    int
@@ -144,6 +144,9 @@ type window struct {
 
 // windowEvent is what a window keeps of each of its webhook events.
 type windowEvent struct{ doc, user, id string }
+
+// keys are the queue keys of w's events.
+func (w *window) keys() []uint64 { return slices.Collect(maps.Keys(w.events)) }
 
 // NewScheduler returns a scheduler; Run starts it.
 func NewScheduler(cfg SchedulerConfig) *Scheduler {
@@ -406,12 +409,8 @@ func (s *Scheduler) disown(ctx context.Context, f store.FolderID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if w := s.pending[f]; w != nil {
-		for _, k := range w.keys {
-			delete(s.queued, k)
-		}
-		s.unacked -= len(w.keys)
+		s.forgetLocked(w.keys())
 		delete(s.pending, f)
-		s.reportDepthLocked()
 	}
 	delete(s.sweeps, f)
 	return true
@@ -422,6 +421,10 @@ func (s *Scheduler) disown(ctx context.Context, f store.FolderID) bool {
 func (s *Scheduler) forget(keys []uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.forgetLocked(keys)
+}
+
+func (s *Scheduler) forgetLocked(keys []uint64) {
 	for _, k := range keys {
 		delete(s.queued, k)
 	}
@@ -432,7 +435,6 @@ func (s *Scheduler) forget(keys []uint64) {
 func (s *Scheduler) addToLocked(f store.FolderID, ev store.QueuedEvent, now time.Time) {
 	w := s.windowLocked(f, now)
 	w.docs[ev.Doc] = true
-	w.keys = append(w.keys, ev.Key)
 	w.events[ev.Key] = windowEvent{doc: ev.Doc, user: ev.User, id: ev.ID}
 	if t := s.eventTime(ev, now); t.After(w.newest) {
 		w.newest = t
@@ -618,7 +620,7 @@ func (s *Scheduler) sweepOne(ctx context.Context, f store.FolderID, sw *sweep, r
 	docs, slices, yielded := len(sw.done), sw.slices, sw.yielded
 	s.mu.Unlock()
 	if len(failed) > 0 {
-		s.retry(f, &window{}, failed, nil)
+		s.retry(f, &window{}, failed)
 	}
 	if finished {
 		s.log.Info("reconcile done", "folder", f.String(), "documents", docs,
@@ -755,13 +757,13 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 	}()
 
 	req := Request{Folder: f, Time: w.newest, Dirty: w.docs}
+	r, _ := s.cfg.Queue.(recorder)
 	s.mu.Lock()
-	for _, k := range w.keys {
+	for k, ev := range w.events {
 		// An event a snapshot records already (its writer died before
 		// acknowledging it) is acknowledged with the others, not recorded
 		// again.
-		ev := w.events[k]
-		if r, ok := s.cfg.Queue.(recorder); ok && r.Recorded(k, ev.id) {
+		if r != nil && r.Recorded(k, ev.id) {
 			continue
 		}
 		if req.Events == nil {
@@ -786,18 +788,18 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 			// Still this instance's (the replica was behind): the retry
 			// leaves out what the other write recorded.
 			s.log.Info("folder written meanwhile by another instance; will retry", "folder", f.String())
-			s.retry(f, w, w.docs, w.keys)
+			s.retry(f, w, w.docs)
 			return
 		}
 		// Another instance holds the folder now and takes these events
 		// from the shared queue.
 		s.log.Info("folder written by another instance: its lease moved, this sync is dropped", "folder", f.String())
-		s.forget(w.keys)
+		s.forget(w.keys())
 		return
 	}
 	if err != nil {
 		s.log.Warn("folder sync failed; will retry", "folder", f.String(), "attempt", w.attempts+1, "err", err)
-		s.retry(f, w, w.docs, w.keys)
+		s.retry(f, w, w.docs)
 		return
 	}
 	s.recorded(ctx, f, res)
@@ -817,7 +819,7 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 	}
 	var ack []uint64
 	s.mu.Lock()
-	keys := w.keys
+	keys := w.keys()
 	s.mu.Unlock()
 	if len(failed) == 0 {
 		ack = keys
@@ -833,12 +835,13 @@ func (s *Scheduler) syncOne(ctx context.Context, f store.FolderID, w *window) {
 		s.mu.Unlock()
 	}
 	if len(failed) > 0 {
-		s.retry(f, w, failed, keys)
+		s.retry(f, w, failed)
 	}
 }
 
-// retry puts a window back with exponential backoff (1 s doubling to 5 min).
-func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, keys []uint64) {
+// retry puts old's events back into folder f's window, with docs to fetch
+// again, after an exponential backoff (1 s doubling to 5 min).
+func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -846,7 +849,6 @@ func (s *Scheduler) retry(f store.FolderID, old *window, docs map[string]bool, k
 	for d := range docs {
 		w.docs[d] = true
 	}
-	w.keys = append(w.keys, keys...)
 	maps.Copy(w.events, old.events)
 	if old.newest.After(w.newest) {
 		w.newest = old.newest
