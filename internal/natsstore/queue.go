@@ -151,11 +151,22 @@ func transient(err error) bool {
 // the rest is read message by message ("the next message from sequence
 // N"), each request answered by the stream leader and bounded by queueTry.
 func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
+	st, err := q.state()
+	if err != nil {
+		return nil, err
+	}
+	return q.pending(st.msgs)
+}
+
+// pending is PendingEvents of a queue that held msgs messages a moment ago.
+func (q *Queue) pending(msgs uint64) ([]store.QueuedEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
 	var evs []store.QueuedEvent
 	next := uint64(1)
-	if !q.few(ctx) {
+	// A few messages are read one by one sooner than a consumer is made
+	// (on the cluster's meta leader, at every rescan of every instance).
+	if msgs > fewEvents {
 		var done bool
 		var err error
 		if evs, next, done, err = q.pendingByConsumer(ctx); err != nil || done {
@@ -179,10 +190,13 @@ func (q *Queue) PendingEvents() ([]store.QueuedEvent, error) {
 	}
 }
 
-// firstSeq is the sequence of the queue's oldest message (the last plus
-// one when it is empty), as the stream leader has it: every event below it
-// was acknowledged.
-func (q *Queue) firstSeq() (uint64, error) {
+// queueState is the queue as its stream leader has it: first is the
+// sequence of its oldest message (the last plus one when it is empty), so
+// every event below it was acknowledged; msgs is how many it holds.
+type queueState struct{ first, msgs uint64 }
+
+// state reads the queue's state, retrying while the leader is elected.
+func (q *Queue) state() (queueState, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
 	defer cancel()
 	for {
@@ -190,30 +204,20 @@ func (q *Queue) firstSeq() (uint64, error) {
 		info, err := q.stream.Info(tctx)
 		tcancel()
 		if err == nil {
-			if info.State.Msgs == 0 {
-				return info.State.LastSeq + 1, nil
+			st := queueState{first: info.State.FirstSeq, msgs: info.State.Msgs}
+			if st.msgs == 0 {
+				st.first = info.State.LastSeq + 1
 			}
-			return info.State.FirstSeq, nil
+			return st, nil
 		}
 		if !transient(err) || ctx.Err() != nil {
-			return 0, fmt.Errorf("natsstore: reading the webhook queue's state: %w", err)
+			return queueState{}, fmt.Errorf("natsstore: reading the webhook queue's state: %w", err)
 		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-}
-
-// few reports whether the queue holds at most fewEvents messages, which
-// are read message by message sooner than a consumer is made (and on the
-// cluster's meta leader, at every rescan of every instance). When the
-// stream leader does not answer, a consumer would not help either.
-func (q *Queue) few(ctx context.Context) bool {
-	tctx, cancel := context.WithTimeout(ctx, queueTry)
-	defer cancel()
-	info, err := q.stream.Info(tctx)
-	return err != nil || info.State.Msgs <= fewEvents
 }
 
 // pendingByConsumer reads the queue through an ephemeral consumer (in

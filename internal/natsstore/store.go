@@ -180,8 +180,8 @@ func Open(ctx context.Context, nc *nats.Conn, o Options) (*Store, error) {
 	}
 	// The replay recorded the keys of every event the log names; most
 	// are long acknowledged.
-	if first, err := s.queue.firstSeq(); err == nil {
-		s.forget(first)
+	if st, err := s.queue.state(); err == nil {
+		s.forget(st.first)
 	}
 	return s, nil
 }
@@ -263,11 +263,12 @@ func (s *Store) Enqueue(ev store.QueuedEvent) (store.QueuedEvent, bool, error) {
 // moment behind returns nothing acknowledged, and the recorded keys below
 // it are forgotten.
 func (s *Store) PendingEvents() ([]store.QueuedEvent, error) {
-	first, err := s.queue.firstSeq()
+	st, err := s.queue.state()
 	if err != nil {
 		return nil, err
 	}
-	evs, err := s.queue.PendingEvents()
+	first := st.first
+	evs, err := s.queue.pending(st.msgs)
 	if err != nil {
 		return nil, err
 	}
