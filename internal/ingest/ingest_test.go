@@ -18,6 +18,7 @@ type env struct {
 	t      testing.TB
 	srv    *relaytest.Server
 	st     *store.Store
+	client *relay.Client
 	syncer *Syncer
 	folder *relaytest.Folder
 	id     store.FolderID
@@ -41,7 +42,7 @@ func newEnv(t testing.TB) *env {
 	t.Cleanup(func() { st.Close() })
 	f := srv.NewFolder(srv.NewRelay())
 	return &env{
-		t: t, srv: srv, st: st, folder: f,
+		t: t, srv: srv, st: st, client: client, folder: f,
 		id:     store.FolderID{Relay: f.RelayID(), Folder: f.ID()},
 		syncer: New(Config{Store: st, Relay: client, Concurrency: 4}),
 	}

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/relay-git-sync/relay-git-sync/internal/relay"
 	"github.com/relay-git-sync/relay-git-sync/internal/store"
 )
 
@@ -113,18 +112,17 @@ func (c *conflicting) AddSnapshotAfter(base uint64, snap *store.Snapshot, docs m
 	return c.AddSnapshot(snap, docs, drop)
 }
 
-// A sync refused because the folder's lease moved is dropped, not
-// retried: its events stay queued, unacknowledged, for the new holder, and
-// when they come back here (the lease came back) they are recorded once.
-func TestConflictDropsTheWindow(t *testing.T) {
+// conflictOnce starts a scheduler that holds the folder, on a store whose
+// next snapshot is refused with ErrConflict (taking the lease away when
+// moves), edits a note and hands the scheduler alice's event of it.
+func conflictOnce(t *testing.T, moves bool) (*env, *schedEnv, *conflicting, store.QueuedEvent) {
+	t.Helper()
 	e := newEnv(t)
 	ids := e.addNotes(2)
-	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL(), APIKey: "server-token", Timeout: 2 * time.Second})
-	e.must(err)
 	cs := &conflicting{Store: e.st}
 	cs.owner.Store(true)
-	cs.moves.Store(true)
-	e.syncer = New(Config{Store: cs, Relay: client, Concurrency: 4})
+	cs.moves.Store(moves)
+	e.syncer = New(Config{Store: cs, Relay: e.client, Concurrency: 4})
 	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond, Owns: cs.owns})
 	se.waitStarted()
 	cs.conflicts.Store(1)
@@ -133,6 +131,15 @@ func TestConflictDropsTheWindow(t *testing.T) {
 	ev, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[1], Time: t0, User: "alice", Received: t0})
 	e.must(err)
 	se.sched.Notify(ev)
+	return e, se, cs, ev
+}
+
+// A sync refused because the folder's lease moved is dropped, not
+// retried: its events stay queued, unacknowledged, for the new holder, and
+// when they come back here (the lease came back) they are recorded once.
+func TestConflictDropsTheWindow(t *testing.T) {
+	e, se, cs, ev := conflictOnce(t, true)
+	t0 := ev.Time
 	// A retry would come after a second's backoff.
 	if s, ok := se.waitSnapshot("notes/00/note-1.md", 2500*time.Millisecond); ok {
 		t.Fatalf("the refused sync was retried: %+v", s)
@@ -203,21 +210,8 @@ func TestRescanSkipsEventsAckedMeanwhile(t *testing.T) {
 // A sync refused while this instance still holds the lease (its replica
 // was behind another write) is retried, and records its event once.
 func TestConflictStillOwnerRetries(t *testing.T) {
-	e := newEnv(t)
-	ids := e.addNotes(2)
-	client, err := relay.NewClient(relay.ClientOptions{BaseURL: e.srv.URL(), APIKey: "server-token", Timeout: 2 * time.Second})
-	e.must(err)
-	cs := &conflicting{Store: e.st}
-	cs.owner.Store(true)
-	e.syncer = New(Config{Store: cs, Relay: client, Concurrency: 4})
-	se := e.startScheduler(SchedulerConfig{Quiet: 20 * time.Millisecond, Owns: cs.owns})
-	se.waitStarted()
-	cs.conflicts.Store(1)
-	e.must(e.folder.EditMarkdown("/notes/00/note-1.md", "# one, edited\n"))
-	t0 := time.Now().UTC().Add(-time.Hour).Truncate(time.Microsecond)
-	ev, _, err := e.st.Enqueue(store.QueuedEvent{Relay: e.id.Relay, Doc: ids[1], Time: t0, User: "alice", Received: t0})
-	e.must(err)
-	se.sched.Notify(ev)
+	e, se, _, ev := conflictOnce(t, false)
+	t0 := ev.Time
 	s, ok := se.waitSnapshot("notes/00/note-1.md", 10*time.Second)
 	if !ok || !s.Time.Equal(t0) || len(s.Users) != 1 || s.Users[0] != "alice" {
 		t.Fatalf("snapshot after the retry: %+v, %v; want one at %v by alice", s, ok, t0)
